@@ -1,0 +1,50 @@
+# Two entry points (see README): `make demo` and `make test`. Each installs what it needs on a fresh
+# Debian machine (as root, no GPU) and is fast to re-run: every step is skipped once done.
+SHELL := /bin/bash
+PY := .venv/bin/python
+APT_PACKAGES := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
+	gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 libgirepository1.0-dev libcairo2-dev \
+	pkg-config python3-dev gcc
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+NVCC := $(shell command -v nvcc 2>/dev/null)
+
+.PHONY: demo test system venv kernels lint clean
+
+.stamps/system:
+	@mkdir -p .stamps
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages: $$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+.stamps/venv: pyproject.toml .stamps/system
+	@test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+system: .stamps/system
+venv: .stamps/venv
+
+# Compile the CUDA kernels for every arch the local nvcc supports; skipped (with a notice) without nvcc.
+kernels: .stamps/venv
+	$(PY) -m kernels.build
+
+lint: .stamps/venv
+	.venv/bin/ruff check edge train export kernels tests benchmarks
+	.venv/bin/lint-imports
+
+test: .stamps/venv
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory kernels
+	$(PY) -m pytest
+
+demo: .stamps/venv
+	$(PY) -m edge.demo --out runs/demo
+
+clean:
+	rm -rf .stamps .venv runs build *.egg-info
