@@ -1,0 +1,43 @@
+"""PyTorch eager backend (CPU or CUDA): the reference the exported engines are compared against.
+
+The runtime may not import ``train`` (ARCHITECTURE.md), so the model factory is found through the
+``edge.models`` entry point that the training package registers.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import EdgeError
+
+
+def _build_model_factory():
+    eps = entry_points(group="edge.models", name="build_model")
+    if not eps:
+        raise EdgeError("backend torch: no model factory installed (pip install -e . with the train package)")
+    return next(iter(eps)).load()
+
+
+class TorchBackend:
+    def __init__(self, checkpoint: str | Path, device: str = "cpu") -> None:
+        try:
+            import torch
+        except ImportError:
+            raise EdgeError("backend torch: PyTorch is not installed (pip install torch)") from None
+        if device == "cuda" and not torch.cuda.is_available():
+            raise EdgeError("--device cuda: PyTorch sees no CUDA device")
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        model = _build_model_factory()(ckpt["model"], **ckpt["config"])
+        model.load_state_dict(ckpt["state_dict"])
+        self._torch = torch
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+        self.precision = "fp32"
+        self.name = f"torch-{device}"
+
+    def infer(self, clip: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self.model(self._torch.from_numpy(clip).to(self.device)).cpu().numpy()

@@ -1,0 +1,111 @@
+"""The ``edge`` command: ``run``, ``bench``, ``info`` here; ``data``/``train``/``eval``/``export`` come from
+the training and export packages through the ``edge.commands`` entry point group, so this runtime module
+imports neither (a Jetson image with only the runtime still gets a working ``edge run``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import click
+
+from edge.errors import EdgeError
+
+
+class EdgeGroup(click.Group):
+    """Turns EdgeError (bad user input) into one line on stderr and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except EdgeError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=EdgeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """edge: compact action recognition from training to a camera on an embedded GPU."""
+
+
+def _load_plugins() -> None:
+    for ep in entry_points(group="edge.commands"):
+        try:
+            register = ep.load()
+        except ImportError as e:  # e.g. torch absent on a runtime-only device image
+            missing = e.name or str(e)
+            main.add_command(_unavailable(ep.name, missing))
+            continue
+        register(main)
+
+
+def _unavailable(name: str, missing: str) -> click.Command:
+    @click.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+                   help=f"(unavailable: needs {missing})")
+    def cmd() -> None:
+        raise EdgeError(f"`edge {name}` needs {missing}, which is not installed here (pip install -e .)")
+    return cmd
+
+
+@main.command()
+@click.option("--model", "bundle_dir", required=True, type=click.Path(path_type=Path), help="Bundle directory.")
+@click.option("--source", required=True, help="file://x.mp4, test://, v4l2:///dev/video0, rtsp://..., csi://0")
+@click.option("--output", "outputs", multiple=True,
+              help="file://out.mp4, json://events.jsonl, display://, rtp://host:port (repeatable)")
+@click.option("--backend", default="ort", show_default=True, help="ort or torch")
+@click.option("--precision", default="fp32", show_default=True, help="fp32 or int8")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or tensorrt (ORT provider)")
+@click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
+def run(bundle_dir: Path, source: str, outputs: tuple[str, ...], backend: str, precision: str, device: str,
+        max_frames: int | None) -> None:
+    """Classify a video stream with a bundle and write the annotated video / events."""
+    from edge.backends import open_backend
+    from edge.bundle import Bundle
+    from edge.pipeline import run as run_pipeline
+
+    bundle = Bundle.load(bundle_dir)
+    engine = open_backend(bundle, backend, precision, device)
+    summary = run_pipeline(bundle, engine, source, list(outputs), max_frames=max_frames)
+    click.echo(summary.describe() if hasattr(summary, "describe") else str(summary))
+
+
+@main.command()
+@click.option("--model", "bundles", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="Bundle directory (repeatable: several models in one run).")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Dataset root with a test split, for accuracy.")
+@click.option("--rows", default="torch:fp32,ort:fp32,ort:int8", show_default=True,
+              help="backend:precision pairs to measure.")
+@click.option("--iters", default=50, show_default=True, help="Timed batch-1 inferences per row.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results here.")
+def bench(bundles: tuple[Path, ...], data: Path | None, rows: str, iters: int, device: str,
+          json_out: Path | None) -> None:
+    """Accuracy, clips/s, latency p50/p95 and model size for each backend/precision, in one run."""
+    from edge.bench import bench_bundles, print_table, write_json
+
+    pairs = [tuple(r.split(":", 1)) for r in rows.split(",") if r]
+    if any(len(p) != 2 for p in pairs):
+        raise EdgeError(f"--rows: expected backend:precision pairs, got {rows!r}")
+    results = bench_bundles(list(bundles), pairs, data=data, iters=iters, device=device)
+    print_table(results)
+    if json_out:
+        write_json(results, json_out)
+        click.echo(f"wrote {json_out}")
+
+
+@main.command()
+@click.argument("bundle_dir", type=click.Path(path_type=Path))
+def info(bundle_dir: Path) -> None:
+    """Print a bundle's manifest after validating it (hashes included)."""
+    from edge.bundle import Bundle
+
+    click.echo(json.dumps(Bundle.load(bundle_dir).manifest(), indent=2))
+
+
+_load_plugins()
+
+if __name__ == "__main__":
+    main()

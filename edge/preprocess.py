@@ -1,0 +1,65 @@
+"""Frame -> tensor preprocessing, in numpy.
+
+This is the ONE implementation: training, evaluation, export calibration and the runtime all call it,
+so a deployed model sees exactly the pixels it was trained on. Its parameters travel in the bundle
+manifest (``Preprocess.to_dict``), the way torchvision's weights carry their transforms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Resize the shorter side to ``resize``, center-crop ``size`` x ``size``, scale to [0,1], normalize.
+
+    Frames come in as RGB ``uint8`` arrays of shape (H, W, 3); clips go out as float32 (T, 3, size, size).
+    """
+
+    size: int = 64
+    resize: int = 72
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        if self.resize < self.size:
+            raise ValueError(f"preprocess: resize ({self.resize}) must be >= crop size ({self.size})")
+
+    def frame(self, rgb: np.ndarray) -> np.ndarray:
+        """One RGB uint8 (H, W, 3) frame -> float32 (3, size, size)."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"preprocess: expected an (H, W, 3) RGB frame, got shape {rgb.shape}")
+        h, w = rgb.shape[:2]
+        scale = self.resize / min(h, w)
+        nh, nw = max(self.size, round(h * scale)), max(self.size, round(w * scale))
+        resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        top, left = (nh - self.size) // 2, (nw - self.size) // 2
+        crop = resized[top : top + self.size, left : left + self.size]
+        out = crop.astype(np.float32) * (1.0 / 255.0)
+        out -= np.asarray(self.mean, dtype=np.float32)
+        out /= np.asarray(self.std, dtype=np.float32)
+        return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+    def clip(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """A sequence of RGB frames -> float32 (T, 3, size, size)."""
+        return np.stack([self.frame(f) for f in frames])
+
+    def to_dict(self) -> dict:
+        return {"size": self.size, "resize": self.resize, "mean": list(self.mean), "std": list(self.std),
+                "color": "RGB", "layout": "TCHW"}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocess:
+        return cls(size=int(d["size"]), resize=int(d["resize"]),
+                   mean=tuple(float(v) for v in d["mean"]), std=tuple(float(v) for v in d["std"]))
+
+
+__all__ = ["Preprocess", "IMAGENET_MEAN", "IMAGENET_STD"]

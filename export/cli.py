@@ -1,0 +1,29 @@
+"""``edge export``: checkpoint -> bundle. Registered into the ``edge`` command by entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("export")
+@click.option("--ckpt", required=True, type=click.Path(path_type=Path), help="Checkpoint (RUN/best.pt).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle directory to write.")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Dataset for the parity clip and test accuracy (default: the one trained on).")
+@click.option("--int8", is_flag=True, help="Also write a calibrated INT8 Q/DQ model.")
+@click.option("--calib", type=click.Path(path_type=Path), default=None,
+              help="Calibration dataset root (its train split; default: --data).")
+@click.option("--calib-clips", default=64, show_default=True)
+def export_cmd(ckpt: Path, out: Path, data: Path | None, int8: bool, calib: Path | None, calib_clips: int) -> None:
+    """Write a deployable bundle: ONNX (+INT8), manifest with labels, preprocessing, hashes, accuracy."""
+    from export.bundle import export_bundle
+
+    report = export_bundle(ckpt, out, data=data, int8=int8, calib=calib, calib_clips=calib_clips)
+    click.echo(f"wrote bundle {report.bundle} (parity {report.parity_max_abs_diff:.2e}, accuracy "
+               + ", ".join(f"{k} {v:.3f}" for k, v in report.accuracy.items()) + ")")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(export_cmd)

@@ -1,0 +1,156 @@
+"""Fit/evaluate loop and checkpoints.
+
+A checkpoint is ``{"model", "config", "state_dict", "labels", "input"}`` (the contract in ARCHITECTURE.md):
+enough to rebuild the model with ``build_model(name, **config)`` and to preprocess its input exactly.
+Training state (optimizer, scheduler, epoch, history) rides along so ``--resume`` continues a run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from edge.atomic import atomic_path, write_text
+from edge.bundle import ClipSpec
+from edge.errors import EdgeError
+from edge.preprocess import Preprocess
+from train.models import build_model
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Checkpoint:
+    model: str
+    config: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    labels: list[str]
+    input: dict[str, Any]
+    train_state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return Preprocess.from_dict(self.input["preprocess"])
+
+    @property
+    def clip(self) -> ClipSpec:
+        return ClipSpec.from_dict(self.input["clip"])
+
+    def build(self) -> nn.Module:
+        """Rebuild the model exactly as trained, in eval mode."""
+        net = build_model(self.model, **self.config)
+        net.load_state_dict(self.state_dict)
+        return net.eval()
+
+    def save(self, path: str | Path) -> None:
+        payload = {"model": self.model, "config": self.config, "state_dict": self.state_dict,
+                   "labels": self.labels, "input": self.input, "train_state": self.train_state}
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Checkpoint:
+        p = Path(path)
+        if not p.is_file():
+            raise EdgeError(f"checkpoint {p}: no such file")
+        try:
+            d = torch.load(p, map_location="cpu", weights_only=False)
+            return cls(model=d["model"], config=d["config"], state_dict=d["state_dict"], labels=d["labels"],
+                       input=d["input"], train_state=d.get("train_state", {}))
+        except (KeyError, TypeError, RuntimeError, EOFError, OSError) as e:
+            raise EdgeError(f"checkpoint {p}: not an edge checkpoint ({type(e).__name__}: {e})") from None
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Iterable, num_classes: int, progress: bool = False) -> dict[str, Any]:
+    """Clip accuracy and a confusion matrix (rows: true label)."""
+    model.eval()
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for x, y in tqdm(loader, desc="eval", leave=False, disable=not progress):
+        pred = model(x).argmax(1)
+        np.add.at(confusion, (y.numpy(), pred.numpy()), 1)
+    total = int(confusion.sum())
+    return {"accuracy": float(np.trace(confusion) / max(total, 1)), "clips": total,
+            "confusion": confusion.tolist()}
+
+
+@dataclass
+class FitConfig:
+    epochs: int = 15
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    workers: int = 0
+
+
+def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitConfig,
+        resume: bool = False, progress: bool = True) -> Checkpoint:
+    """Train, validate every epoch, keep ``best.pt`` (by val clip accuracy) and ``last.pt`` in ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    model = build_model(ckpt.model, **ckpt.config)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
+                                                steps_per_epoch=max(1, -(-len(train_ds) // cfg.batch_size)),
+                                                pct_start=0.2)
+    start, best, history = 0, -1.0, []
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise EdgeError(f"--resume: {out / 'last.pt'} does not exist")
+        last = Checkpoint.load(out / "last.pt")
+        model.load_state_dict(last.state_dict)
+        opt.load_state_dict(last.train_state["optimizer"])
+        sched.load_state_dict(last.train_state["scheduler"])
+        start, best, history = last.train_state["epoch"] + 1, last.train_state["best"], last.train_state["history"]
+        torch.set_rng_state(last.train_state["rng"])
+    gen = torch.Generator().manual_seed(cfg.seed + start)
+    train_loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+                              num_workers=cfg.workers, drop_last=len(train_ds) > cfg.batch_size)
+    val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, num_workers=cfg.workers)
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(start, cfg.epochs):
+        model.train()
+        bar = tqdm(train_loader, desc=f"{ckpt.model} epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=not progress)
+        total, n = 0.0, 0
+        for x, y in bar:
+            loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total, n = total + loss.item() * len(y), n + len(y)
+            bar.set_postfix(loss=f"{total / n:.3f}")
+        val = evaluate(model, val_loader, len(ckpt.labels))
+        history.append({"epoch": epoch + 1, "train_loss": total / max(n, 1), "val_accuracy": val["accuracy"]})
+        if progress:
+            tqdm.write(f"{ckpt.model} epoch {epoch + 1}/{cfg.epochs}: loss {total / max(n, 1):.3f}  "
+                       f"val clip acc {val['accuracy']:.3f}")
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        improved = val["accuracy"] > best
+        best = max(best, val["accuracy"])
+        train_state = {"epoch": epoch, "best": best, "history": history, "optimizer": opt.state_dict(),
+                       "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "fit": cfg.__dict__}
+        current = Checkpoint(ckpt.model, ckpt.config, state, ckpt.labels, ckpt.input, train_state)
+        current.save(out / "last.pt")
+        if improved:
+            Checkpoint(ckpt.model, ckpt.config, state, ckpt.labels, ckpt.input,
+                       {"epoch": epoch, "best": best, "history": history, "val": val}).save(out / "best.pt")
+    write_text(out / "history.json", json.dumps(history, indent=2) + "\n")
+    return Checkpoint.load(out / "best.pt")

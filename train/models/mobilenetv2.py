@@ -1,0 +1,65 @@
+"""MobileNetV2-style 2D backbone (Sandler et al., 2018), written here (no torchvision).
+
+``width_mult`` scales channels. ``temporal`` goes at the start of the residual branch of every inverted
+residual block that has a skip connection, as in the TSM online (MobileNetV2) model.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from train.models.resnet import TemporalFactory
+
+# (expansion t, channels c, repeats n, first stride s), from the paper's Table 2.
+SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+            (6, 320, 1, 1))
+
+
+def _divisible(v: float, d: int = 8) -> int:
+    return max(d, int(v + d / 2) // d * d)
+
+
+def conv_bn_relu6(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, expand: int, temporal: TemporalFactory) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.use_res = stride == 1 and cin == cout
+        self.temporal = temporal() if (temporal and self.use_res) else nn.Identity()
+        layers: list[nn.Module] = [conv_bn_relu6(cin, hidden, 1)] if expand != 1 else []
+        layers += [conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),
+                   nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv(self.temporal(x))
+        return x + out if self.use_res else out
+
+
+class MobileNetV2(nn.Module):
+    """Returns pooled features (N, out_features) for (N, 3, H, W) frames."""
+
+    def __init__(self, width_mult: float = 1.0, temporal: TemporalFactory = None) -> None:
+        super().__init__()
+        cin = _divisible(32 * width_mult)
+        layers: list[nn.Module] = [conv_bn_relu6(3, cin, 3, 2)]
+        for t, c, n, s in SETTINGS:
+            cout = _divisible(c * width_mult)
+            for i in range(n):
+                layers.append(InvertedResidual(cin, cout, s if i == 0 else 1, t, temporal))
+                cin = cout
+        self.out_features = _divisible(1280 * max(1.0, width_mult))
+        layers.append(conv_bn_relu6(cin, self.out_features, 1))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.features(x)), 1)

@@ -1,0 +1,52 @@
+"""One registry + factory (as timm's create_model), so tests and export loop over every model.
+
+A checkpoint stores ``(name, config)``; ``build_model(name, **config)`` rebuilds it exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from torch import nn
+
+from train.models.mobilenetv2 import MobileNetV2
+from train.models.recognizer import SegmentRecognizer
+from train.models.resnet import resnet18
+from train.models.temporal import TemporalShift
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = fn
+        return fn
+    return deco
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build_model(name: str, **config: object) -> nn.Module:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    return _REGISTRY[name](**config)
+
+
+def _segment_model(backbone: str, shift: bool, *, num_classes: int, num_segments: int = 8,
+                   width: float = 64, fold_div: int = 8, dropout: float = 0.0) -> nn.Module:
+    temporal = partial(TemporalShift, num_segments, fold_div) if shift else None
+    if backbone == "resnet18":
+        net: nn.Module = resnet18(int(width), temporal)
+    else:
+        net = MobileNetV2(float(width), temporal)
+    return SegmentRecognizer(net, num_classes, num_segments, dropout)
+
+
+for _bb in ("resnet18", "mobilenetv2"):
+    for _shift, _kind in ((False, "tsn"), (True, "tsm")):
+        register(f"{_kind}_{_bb}")(partial(_segment_model, _bb, _shift))

@@ -1,0 +1,95 @@
+"""Glue between datasets, models and the fit loop: what ``edge train`` / ``edge eval`` run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from edge.bundle import ClipSpec
+from edge.errors import EdgeError
+from edge.preprocess import Preprocess
+from train.data import ClipDataset, dataset_from_dir
+from train.engine import Checkpoint, FitConfig, evaluate, fit
+
+
+def _window_frames(items: list, fallback: int = 32) -> int:
+    """The runtime window should span what a training video spans: the median video length."""
+    lengths = [n for n in (getattr(it, "num_frames", None) for it in items) if n]
+    return int(np.median(lengths)) if lengths else fallback
+
+
+def train_run(model_name: str, data_root: Path, out: Path, *, epochs: int = 15, batch_size: int = 16,
+              lr: float = 2e-3, segments: int = 8, width: float = 16.0, size: int = 64, seed: int = 0,
+              resume: bool = False, progress: bool = True) -> Checkpoint:
+    pre = Preprocess(size=size, resize=round(size * 1.125))
+    train_items, labels = dataset_from_dir(data_root, "train")
+    test_items, _ = dataset_from_dir(data_root, "test")
+    train_ds = ClipDataset(train_items, segments, pre, train=True, seed=seed)
+    val_ds = ClipDataset(test_items, segments, pre, train=False, seed=seed)
+    window = train_ds.median_frames() if hasattr(train_ds, "median_frames") else _window_frames(train_items)
+    clip = ClipSpec(num_segments=segments, window_frames=max(window, segments),
+                    stride_frames=max(1, window // 4))
+    config: dict[str, Any] = {"num_classes": len(labels), "num_segments": segments, "width": width}
+    start = Checkpoint(model_name, config, {}, labels,
+                       {"preprocess": pre.to_dict(), "clip": clip.to_dict(), "shape": [segments, 3, size, size]},
+                       {"data": str(Path(data_root).resolve())})
+    try:
+        from train.models import build_model
+
+        build_model(model_name, **config)
+    except KeyError as e:
+        raise EdgeError(f"--model: {e.args[0]}") from None
+    cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    return fit(start, train_ds, val_ds, out, cfg, resume=resume, progress=progress)
+
+
+def load_test_dataset(ckpt: Checkpoint, data_root: Path) -> ClipDataset:
+    items, labels = dataset_from_dir(data_root, "test")
+    if labels != ckpt.labels:
+        raise EdgeError(f"--data {data_root}: its classes {labels[:3]}... differ from the model's "
+                        f"{ckpt.labels[:3]}...")
+    return ClipDataset(items, ckpt.clip.num_segments, ckpt.preprocess, train=False)
+
+
+def evaluate_checkpoint(path: Path, data_root: Path) -> dict[str, Any]:
+    ckpt = Checkpoint.load(path)
+    ds = load_test_dataset(ckpt, data_root)
+    result = evaluate(ckpt.build(), DataLoader(ds, batch_size=16), len(ckpt.labels), progress=True)
+    result["labels"] = ckpt.labels
+    result["per_class"] = per_class_accuracy(np.asarray(result["confusion"]), ckpt.labels)
+    return result
+
+
+def per_class_accuracy(confusion: np.ndarray, labels: list[str]) -> dict[str, float]:
+    rows = confusion.sum(1)
+    return {lab: float(confusion[i, i] / rows[i]) if rows[i] else float("nan") for i, lab in enumerate(labels)}
+
+
+def eval_clips(data_root: str | Path, preprocess: Preprocess, num_segments: int,
+               labels: list[str]) -> Iterator[tuple[np.ndarray, int]]:
+    """Test-split clips as numpy (T, C, H, W) float32 with their label: what ``edge bench`` and INT8
+    calibration consume (the runtime finds this through the ``edge.datasets`` entry point)."""
+    items, found = dataset_from_dir(Path(data_root), "test")
+    if found != labels:
+        raise EdgeError(f"--data {data_root}: its classes differ from the model's labels")
+    ds = ClipDataset(items, num_segments, preprocess, train=False)
+    for i in range(len(ds)):
+        x, y = ds[i]
+        yield (x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)), int(y)
+
+
+def calibration_clips(data_root: str | Path, preprocess: Preprocess, num_segments: int, labels: list[str],
+                      limit: int = 64, seed: int = 0) -> list[np.ndarray]:
+    """Clips from the TRAIN split for INT8 calibration (never the split accuracy is measured on)."""
+    items, found = dataset_from_dir(Path(data_root), "train")
+    if found != labels:
+        raise EdgeError(f"--calib {data_root}: its classes differ from the model's labels")
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(items), size=min(limit, len(items)), replace=False).tolist())
+    ds = ClipDataset([items[i] for i in pick], num_segments, preprocess, train=False)
+    return [ds[i][0].numpy() for i in range(len(ds))]
