@@ -11,8 +11,8 @@ import torch
 from rich.console import Console
 
 from edge.atomic import atomic_dir
-from edge.bench import accuracy
 from edge.backends.ort import OrtBackend
+from edge.bench import accuracy
 from edge.bundle import Bundle, sha256_file
 from edge.errors import EdgeError
 from export.int8 import quantize_int8
