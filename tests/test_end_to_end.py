@@ -1,0 +1,119 @@
+"""The whole user path on tiny data, through the real `edge` command in subprocesses:
+synth -> train -> resume -> eval -> export (fp32 + INT8) -> run (mp4 + jsonl) -> bench -> bad inputs."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def edge(*args, check=True):
+    r = subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)], capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise AssertionError(f"edge {' '.join(map(str, args))} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    return r
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="module")
+def data(workdir):
+    out = workdir / "data"
+    edge("data", "synth", "--out", out, "--classes", 4, "--videos-per-class", 4, "--seed", 3, "--frames", 16,
+         "--size", 48)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(workdir, data):
+    out = workdir / "run"
+    common = ["--model", "tsm_resnet18", "--data", data, "--out", out, "--segments", 4, "--width", 8,
+              "--size", 32, "--batch-size", 4]
+    edge("train", *common, "--epochs", 1)
+    first = json.loads((out / "history.json").read_text())
+    edge("train", *common, "--epochs", 2, "--resume")
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2] and history[0] == first[0]
+    return out
+
+
+def test_checkpoint_follows_the_contract(run_dir):
+    import torch
+
+    ckpt = torch.load(run_dir / "best.pt", weights_only=False)
+    assert {"model", "config", "state_dict", "labels", "input"} <= set(ckpt)
+    assert ckpt["model"] == "tsm_resnet18" and len(ckpt["labels"]) == 4
+    assert ckpt["input"]["clip"]["num_segments"] == 4 and ckpt["input"]["preprocess"]["size"] == 32
+
+
+@pytest.fixture(scope="module")
+def bundle(workdir, run_dir, data):
+    out = workdir / "bundle"
+    r = edge("export", "--ckpt", run_dir / "best.pt", "--out", out, "--int8", "--calib", data)
+    assert "parity" in r.stdout
+    return out
+
+
+def test_bundle_has_models_hashes_parity_and_accuracy(bundle):
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert set(m["files"]) >= {"fp32", "int8", "checkpoint", "labels"}
+    assert m["parity"]["max_abs_diff"] <= 1e-4
+    assert 0.0 <= m["accuracy"]["fp32"] <= 1.0 and 0.0 <= m["accuracy"]["int8"] <= 1.0
+    assert (bundle / "model.int8.onnx").stat().st_size < (bundle / "model.onnx").stat().st_size
+    info = edge("info", bundle)
+    assert json.loads(info.stdout)["labels"] == m["labels"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_run_on_a_held_out_video_writes_playable_mp4_and_events(bundle, data, workdir, precision):
+    rel = (data / "splits" / "testlist01.txt").read_text().split()[0]
+    video = data / rel
+    mp4, events = workdir / f"annotated_{precision}.mp4", workdir / f"events_{precision}.jsonl"
+    edge("run", "--model", bundle, "--source", f"file://{video}", "--precision", precision,
+         "--output", f"file://{mp4}", "--output", f"json://{events}")
+    cap = cv2.VideoCapture(str(mp4))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, frame = cap.read()
+    assert ok and frame.shape[:2] == (48, 48) and abs(n - 16) <= 1
+    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    labels = json.loads((bundle / "manifest.json").read_text())["labels"]
+    assert lines and all(e["label"] in labels and 0.0 <= e["score"] <= 1.0 for e in lines)
+    assert all(len(e["top5"]) == 4 for e in lines)  # 4 classes -> top-4
+
+
+def test_bench_measures_every_row(bundle, data, workdir):
+    out = workdir / "bench.json"
+    edge("bench", "--model", bundle, "--data", data, "--iters", 3, "--json", out)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["backend"], r["precision"]) for r in rows] == [("torch-cpu", "fp32"), ("ort-cpu", "fp32"),
+                                                               ("ort-cpu", "int8")]
+    for r in rows:
+        assert 0.0 <= r["accuracy"] <= 1.0 and r["clips_per_s"] > 0 and r["size_mb"] > 0
+        assert r["latency_ms_p95"] >= r["latency_ms_p50"] > 0
+    assert rows[0]["accuracy"] == pytest.approx(rows[1]["accuracy"])  # torch and ORT fp32 agree
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--model", "/nonexistent", "--source", "test://", "--output", "json:///tmp/x.jsonl"], "bundle"),
+    (["export", "--ckpt", "/nonexistent.pt", "--out", "/tmp/never"], "nonexistent.pt"),
+    (["train", "--model", "tsm_resnet18", "--data", "/nonexistent", "--out", "/tmp/never"], "nonexistent"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, needle):
+    r = edge(*args, check=False)
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_missing_source_file_is_one_line_and_exit_2(bundle, workdir):
+    r = edge("run", "--model", bundle, "--source", f"file://{workdir}/nope.mp4", "--output",
+             f"json://{workdir}/never.jsonl", check=False)
+    assert r.returncode == 2 and "nope.mp4" in r.stderr and "Traceback" not in r.stderr
+    assert not (workdir / "never.jsonl").exists()
