@@ -1,0 +1,17 @@
+"""Datasets: the synthetic action set, decoding, index loaders, samplers and the clip dataset."""
+
+from train.data.datasets import (
+    ClipDataset,
+    VideoItem,
+    dataset_from_dir,
+    load_folder_per_class,
+    load_hmdb_split,
+    load_list_file,
+    load_ucf_split,
+)
+from train.data.decode import VideoDecodeError, read_video
+from train.data.samplers import clip_indices, tsn_indices
+
+__all__ = ["ClipDataset", "VideoItem", "VideoDecodeError", "clip_indices", "dataset_from_dir",
+           "load_folder_per_class", "load_hmdb_split", "load_list_file", "load_ucf_split", "read_video",
+           "tsn_indices"]

@@ -1,0 +1,160 @@
+"""Dataset indexes (UCF101 / HMDB51 official splits, folder per class, list file) and the clip dataset.
+
+Loaders return ``(items, labels)``. A missing root or split file is a one-line EdgeError naming the path;
+an unreadable or truncated video is skipped with one warning line and counted in ``ClipDataset.summary()``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from edge.errors import EdgeError
+from edge.preprocess import Preprocess
+from train.data.decode import VideoDecodeError, read_video
+from train.data.samplers import tsn_indices
+
+log = logging.getLogger(__name__)
+VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm"}
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    path: Path
+    label: int
+
+
+def _need_dir(p: Path, what: str) -> Path:
+    if not p.is_dir():
+        raise EdgeError(f"{what} {p}: no such directory")
+    return p
+
+
+def _need_file(p: Path, what: str) -> Path:
+    if not p.is_file():
+        raise EdgeError(f"{what} {p}: no such file")
+    return p
+
+
+def load_ucf_split(root: Path, split_dir: Path, split: int = 1,
+                   subset: str = "train") -> tuple[list[VideoItem], list[str]]:
+    """UCF101 format: classInd.txt ("1 ApplyEyeMakeup"), trainlistNN.txt ("Class/v.avi 1"),
+    testlistNN.txt ("Class/v.avi", label from the folder)."""
+    root, split_dir = _need_dir(Path(root), "dataset root"), _need_dir(Path(split_dir), "split directory")
+    ind = _need_file(split_dir / "classInd.txt", "class index")
+    labels = [line.split()[1] for line in ind.read_text().splitlines() if line.strip()]
+    index = {lab: i for i, lab in enumerate(labels)}
+    lst = _need_file(split_dir / f"{subset}list{split:02d}.txt", "split file")
+    items = []
+    for line in lst.read_text().splitlines():
+        if not line.strip():
+            continue
+        rel = line.split()[0]
+        cls = rel.replace("\\", "/").split("/")[0]
+        if cls not in index:
+            raise EdgeError(f"split file {lst}: class {cls!r} of {rel} is not in {ind}")
+        items.append(VideoItem(root / rel, index[cls]))
+    return items, labels
+
+
+def load_hmdb_split(root: Path, split_dir: Path, split: int = 1,
+                    subset: str = "train") -> tuple[list[VideoItem], list[str]]:
+    """HMDB51 format: ``<class>_test_split<N>.txt`` per class, lines "video.avi 0|1|2" (1 train, 2 test)."""
+    root, split_dir = _need_dir(Path(root), "dataset root"), _need_dir(Path(split_dir), "split directory")
+    files = sorted(split_dir.glob(f"*_test_split{split}.txt"))
+    if not files:
+        raise EdgeError(f"split directory {split_dir}: no *_test_split{split}.txt files (HMDB51 format)")
+    want = {"train": "1", "test": "2"}[subset]
+    labels = [f.name[: -len(f"_test_split{split}.txt")] for f in files]
+    items = []
+    for k, f in enumerate(files):
+        for line in f.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1] == want:
+                items.append(VideoItem(root / labels[k] / parts[0], k))
+    return items, labels
+
+
+def load_folder_per_class(root: Path) -> tuple[list[VideoItem], list[str]]:
+    root = _need_dir(Path(root), "dataset root")
+    labels = sorted(d.name for d in root.iterdir() if d.is_dir() and any(
+        f.suffix.lower() in VIDEO_EXTS for f in d.iterdir()))
+    if not labels:
+        raise EdgeError(f"dataset root {root}: no class folders with videos in them")
+    items = [VideoItem(f, k) for k, lab in enumerate(labels) for f in sorted((root / lab).iterdir())
+             if f.suffix.lower() in VIDEO_EXTS]
+    return items, labels
+
+
+def load_list_file(root: Path, list_file: Path,
+                   labels: list[str] | None = None) -> tuple[list[VideoItem], list[str]]:
+    """Lines "relative/path.mp4 label", the label an integer index or a class name."""
+    root, lst = _need_dir(Path(root), "dataset root"), _need_file(Path(list_file), "list file")
+    rows = [line.rsplit(maxsplit=1) for line in lst.read_text().splitlines() if line.strip()]
+    if any(len(r) != 2 for r in rows):
+        raise EdgeError(f"list file {lst}: every line must be 'relative/path label'")
+    if labels is None:
+        names = [r[1] for r in rows if not r[1].isdigit()]
+        labels = sorted(set(names)) if names else [str(i) for i in range(max(int(r[1]) for r in rows) + 1)]
+    index = {lab: i for i, lab in enumerate(labels)}
+    items = []
+    for rel, lab in rows:
+        k = int(lab) if lab.isdigit() else index.get(lab)
+        if k is None or not 0 <= k < len(labels):
+            raise EdgeError(f"list file {lst}: unknown label {lab!r} for {rel}")
+        items.append(VideoItem(root / rel, k))
+    return items, labels
+
+
+def dataset_from_dir(root: Path, subset: str) -> tuple[list[VideoItem], list[str]]:
+    """UCF-style split 1 if ``root/splits/classInd.txt`` exists, else folder-per-class (all videos)."""
+    root = Path(root)
+    if (root / "splits" / "classInd.txt").is_file():
+        return load_ucf_split(root, root / "splits", 1, subset)
+    return load_folder_per_class(root)
+
+
+class ClipDataset(Dataset):
+    """(T, 3, S, S) float32 clips sampled TSN-style. Each video is decoded once and cached at the
+    preprocessing's resize size, so epochs after the first cost no decoding."""
+
+    def __init__(self, items: list[VideoItem], num_segments: int, preprocess: Preprocess, train: bool,
+                 seed: int = 0, progress: bool = False) -> None:
+        self.num_segments, self.preprocess, self.train = num_segments, preprocess, train
+        self.rng = np.random.default_rng(seed)
+        self.items: list[VideoItem] = []
+        self.frames: list[np.ndarray] = []
+        self.skipped: list[tuple[Path, str]] = []
+        for it in tqdm(items, desc="decode", leave=False, disable=not progress):
+            try:
+                self.frames.append(read_video(it.path, preprocess.resize))
+                self.items.append(it)
+            except VideoDecodeError as e:
+                log.warning("skipping %s: %s", it.path, e.reason)
+                self.skipped.append((it.path, e.reason))
+        if not self.items:
+            raise EdgeError(f"no readable videos among {len(items)} listed "
+                            f"(first: {items[0].path if items else 'none'})")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def median_frames(self) -> int:
+        return int(np.median([len(f) for f in self.frames]))
+
+    def summary(self) -> str:
+        return f"{len(self.items) + len(self.skipped)} videos, {len(self.skipped)} skipped (unreadable)"
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        frames = self.frames[i]
+        idx = tsn_indices(len(frames), self.num_segments, self.train, self.rng)
+        clip = self.preprocess.clip([frames[j] for j in idx])
+        if self.train:  # photometric jitter only: flips or crops would change direction labels
+            clip = clip * self.rng.uniform(0.8, 1.2) + self.rng.uniform(-0.2, 0.2)
+        return torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32)), self.items[i].label
