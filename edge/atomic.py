@@ -10,6 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def finalize(tmp: Path, final: Path) -> None:
+    """Give a finished temp file normal permissions (mkstemp makes 0600) and rename it into place."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, final)
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it into place only if the block succeeds."""
@@ -20,7 +32,7 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, final)
+        finalize(tmp_path, final)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -34,6 +46,7 @@ def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

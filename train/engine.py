@@ -145,12 +145,13 @@ def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitC
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         improved = val["accuracy"] > best
         best = max(best, val["accuracy"])
-        train_state = {"epoch": epoch, "best": best, "history": history, "optimizer": opt.state_dict(),
+        train_state = {**ckpt.train_state, "epoch": epoch, "best": best, "history": history, "optimizer": opt.state_dict(),
                        "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "fit": cfg.__dict__}
         current = Checkpoint(ckpt.model, ckpt.config, state, ckpt.labels, ckpt.input, train_state)
         current.save(out / "last.pt")
         if improved:
             Checkpoint(ckpt.model, ckpt.config, state, ckpt.labels, ckpt.input,
-                       {"epoch": epoch, "best": best, "history": history, "val": val}).save(out / "best.pt")
+                       {**ckpt.train_state, "epoch": epoch, "best": best, "history": history,
+                        "val": val}).save(out / "best.pt")
     write_text(out / "history.json", json.dumps(history, indent=2) + "\n")
     return Checkpoint.load(out / "best.pt")

@@ -1,0 +1,171 @@
+"""source ! videoconvert ! videoscale ! appsink -> window -> backend -> smoothing -> overlay -> sinks.
+
+GStreamer does decoding, colour conversion and (on Jetson) the camera; Python pulls RGB frames from the
+appsink, keeps the clip window, runs the backend and feeds the sinks. EOS and Ctrl-C (or SIGTERM from a
+service manager) end the run cleanly with every output finalized. A live source that drops is rebuilt
+with backoff; a source that cannot be opened at all is a one-line EdgeError.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.backends import Backend
+from edge.bundle import Bundle
+from edge.errors import EdgeError
+from edge.gst import gst, launch
+from edge.sinks import Decision, Sink, open_sink
+from edge.sources import Source, parse_source
+from edge.window import ScoreSmoother, SlidingWindow, softmax
+
+PULL_TIMEOUT_S = 5.0
+
+
+@dataclass
+class RunSummary:
+    frames: int = 0
+    decisions: int = 0
+    reconnects: int = 0
+    wall_s: float = 0.0
+    infer_ms: list[float] = field(default_factory=list)
+    interrupted: bool = False
+
+    def describe(self) -> str:
+        t = np.asarray(self.infer_ms) if self.infer_ms else np.zeros(1)
+        how = "interrupted" if self.interrupted else "done"
+        return (f"{how}: {self.frames} frames, {self.decisions} decisions in {self.wall_s:.1f} s "
+                f"({self.frames / max(self.wall_s, 1e-9):.1f} fps); inference p50 {np.percentile(t, 50):.2f} ms, "
+                f"p95 {np.percentile(t, 95):.2f} ms; reconnects {self.reconnects}")
+
+
+class SourceDropped(Exception):
+    """A live source errored or ended: rebuild it."""
+
+
+def _frame_from_sample(sample) -> tuple[np.ndarray, float, float]:
+    """(RGB frame copied out of the buffer, stream time s, fps) honouring the row stride."""
+    Gst, GstVideo = gst()
+    info = GstVideo.VideoInfo.new_from_caps(sample.get_caps())
+    buf = sample.get_buffer()
+    ok, m = buf.map(Gst.MapFlags.READ)
+    if not ok:
+        raise EdgeError("cannot map a GStreamer buffer")
+    try:
+        stride = info.stride[0]
+        rows = np.frombuffer(m.data, np.uint8, count=stride * info.height).reshape(info.height, stride)
+        frame = rows[:, : info.width * 3].reshape(info.height, info.width, 3).copy()
+    finally:
+        buf.unmap(m)
+    t = buf.pts / Gst.SECOND if buf.pts != Gst.CLOCK_TIME_NONE else float("nan")
+    fps = info.fps_n / info.fps_d if info.fps_d and info.fps_n else 0.0
+    return frame, t, fps
+
+
+def _bus_error(pipe) -> str | None:
+    Gst, _ = gst()
+    msg = pipe.get_bus().pop_filtered(Gst.MessageType.ERROR)
+    if msg is None:
+        return None
+    err, _debug = msg.parse_error()
+    return err.message
+
+
+def frames(source: Source) -> Iterator[tuple[np.ndarray, float, float]]:
+    """Frames of one connection to ``source``. Raises SourceDropped for a live source that fails after
+    it started, EdgeError for one that never produced a frame."""
+    Gst, _ = gst()
+    pipe = launch(source.description)
+    sink = pipe.get_by_name("sink")
+    started = False
+    try:
+        if pipe.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
+            raise EdgeError(f"--source {source.uri}: cannot be opened ({_bus_error(pipe) or 'state change failed'})")
+        while True:
+            sample = sink.emit("try-pull-sample", int(PULL_TIMEOUT_S * Gst.SECOND))
+            if sample is not None:
+                started = True
+                yield _frame_from_sample(sample)
+                continue
+            error = _bus_error(pipe)
+            if error is None and not sink.props.eos and source.live:
+                continue  # a slow live source: keep waiting
+            if source.live and started:
+                raise SourceDropped(error or "end of stream")
+            if error is not None:
+                raise EdgeError(f"--source {source.uri}: {error}")
+            if not started and not sink.props.eos:
+                raise EdgeError(f"--source {source.uri}: no frames within {PULL_TIMEOUT_S:.0f} s")
+            return
+    finally:
+        pipe.set_state(Gst.State.NULL)
+
+
+def run(bundle: Bundle, backend: Backend, source: str, outputs: list[str], max_frames: int | None = None,
+        smoothing: int = 1, max_reconnects: int = 10) -> RunSummary:
+    """Classify ``source`` until EOS, ``max_frames`` or Ctrl-C; returns what happened."""
+    src = parse_source(source)
+    sinks: list[Sink] = []
+    summary = RunSummary()
+    t0 = time.perf_counter()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # systemd stop == Ctrl-C
+    ok = False
+    try:
+        sinks = [open_sink(o) for o in outputs]
+        _loop(bundle, backend, src, sinks, summary, max_frames, smoothing, max_reconnects)
+        ok = True
+    except KeyboardInterrupt:
+        summary.interrupted, ok = True, True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for s in sinks:
+            s.close(ok)
+        summary.wall_s = time.perf_counter() - t0
+    return summary
+
+
+def _loop(bundle: Bundle, backend: Backend, src: Source, sinks: list[Sink], summary: RunSummary,
+          max_frames: int | None, smoothing: int, max_reconnects: int) -> None:
+    failures = 0
+    while True:
+        window, smoother, current = SlidingWindow(bundle.clip), ScoreSmoother(smoothing), None
+        try:
+            for rgb, t, fps in frames(src):
+                failures = 0
+                decision = _step(bundle, backend, window, smoother, rgb, t, summary)
+                if decision is not None:
+                    current = decision
+                    for s in sinks:
+                        s.decision(decision)
+                for s in sinks:
+                    s.frame(rgb, fps, current)
+                summary.frames += 1
+                if max_frames is not None and summary.frames >= max_frames:
+                    return
+            return
+        except SourceDropped as e:
+            failures += 1
+            if failures > max_reconnects:
+                raise EdgeError(f"--source {src.uri}: dropped {failures} times in a row ({e}); giving up") from None
+            summary.reconnects += 1
+            time.sleep(min(0.25 * 2 ** (failures - 1), 8.0))
+
+
+def _step(bundle: Bundle, backend: Backend, window: SlidingWindow, smoother: ScoreSmoother, rgb: np.ndarray,
+          t: float, summary: RunSummary) -> Decision | None:
+    clip = window.push(bundle.preprocess.frame(rgb))
+    if clip is None:
+        return None
+    t_inf = time.perf_counter()
+    logits = backend.infer(clip)[0]
+    ms = (time.perf_counter() - t_inf) * 1e3
+    probs = smoother(softmax(logits))
+    order = np.argsort(probs)[::-1][:5]
+    summary.decisions += 1
+    summary.infer_ms.append(ms)
+    return Decision(t=t, frame=summary.frames, label=bundle.labels[order[0]], score=float(probs[order[0]]),
+                    top5=[(bundle.labels[i], float(probs[i])) for i in order], infer_ms=ms)

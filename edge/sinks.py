@@ -1,0 +1,167 @@
+"""Output URIs: file://out.mp4, json://events.jsonl, display://, rtp://host:port.
+
+Files are written to a temporary name and renamed only once finalized (mp4 after EOS has flushed the
+muxer, jsonl after its last line), so a killed run never leaves a half-written, unplayable file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+
+from edge.atomic import finalize
+from edge.errors import EdgeError
+from edge.gst import gst, has_element, launch
+
+SCHEMES = ("file", "json", "display", "rtp")
+
+
+@dataclass
+class Decision:
+    t: float
+    frame: int
+    label: str
+    score: float
+    top5: list[tuple[str, float]]
+    infer_ms: float
+
+
+class Sink(Protocol):
+    def frame(self, rgb: np.ndarray, fps: float, decision: Decision | None) -> None: ...
+    def decision(self, d: Decision) -> None: ...
+    def close(self, ok: bool = True) -> None: ...
+
+
+def draw_overlay(rgb: np.ndarray, d: Decision | None) -> np.ndarray:
+    """The current label and score in a dark band at the top, scaled to the frame."""
+    out = rgb.copy()
+    if d is None:
+        return out
+    h, w = out.shape[:2]
+    scale = max(0.3, w / 640)
+    band = max(14, int(28 * scale))
+    out[:band] = (out[:band] * 0.35).astype(out.dtype)
+    cv2.putText(out, f"{d.label} {d.score:.2f}", (4, band - max(3, int(8 * scale))), cv2.FONT_HERSHEY_SIMPLEX,
+                0.7 * scale, (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
+    return out
+
+
+def _encoder() -> str:
+    for name, desc in (("x264enc", "x264enc speed-preset=ultrafast tune=zerolatency key-int-max=30"),
+                       ("openh264enc", "openh264enc"), ("avenc_h264_omx", "avenc_h264_omx")):
+        if has_element(name):
+            return desc
+    raise EdgeError("no H.264 encoder in GStreamer (install gstreamer1.0-plugins-ugly for x264enc)")
+
+
+class AppSrcSink:
+    """Frames (with the overlay) pushed into a GStreamer branch: encoder + mp4, a window, or RTP."""
+
+    def __init__(self, tail: str, tmp: Path | None = None, final: Path | None = None) -> None:
+        self.tail, self.tmp, self.final = tail, tmp, final
+        self.pipe = self.src = None
+        self.count = 0
+
+    def _start(self, rgb: np.ndarray, fps: float) -> None:
+        Gst, _ = gst()
+        h, w = rgb.shape[:2]
+        num, den = (int(round(fps * 1000)), 1000) if fps > 0 else (30, 1)
+        self.duration = Gst.SECOND * den // num
+        self.pipe = launch(f"appsrc name=src format=time is-live=false block=true caps=video/x-raw,format=RGB,"
+                           f"width={w},height={h},framerate={num}/{den} ! videoconvert ! {self.tail}")
+        self.src = self.pipe.get_by_name("src")
+        self.pipe.set_state(Gst.State.PLAYING)
+
+    def frame(self, rgb: np.ndarray, fps: float, decision: Decision | None) -> None:
+        Gst, _ = gst()
+        if self.pipe is None:
+            self._start(rgb, fps)
+        buf = Gst.Buffer.new_wrapped(np.ascontiguousarray(draw_overlay(rgb, decision)).tobytes())
+        buf.pts, buf.duration = self.count * self.duration, self.duration
+        self.count += 1
+        if self.src.emit("push-buffer", buf) != Gst.FlowReturn.OK:
+            raise EdgeError(f"output {self.final or self.tail.split()[0]}: the encoder stopped accepting frames")
+
+    def decision(self, d: Decision) -> None:
+        pass
+
+    def close(self, ok: bool = True) -> None:
+        Gst, _ = gst()
+        if self.pipe is not None:
+            self.src.emit("end-of-stream")
+            msg = self.pipe.get_bus().timed_pop_filtered(10 * Gst.SECOND,
+                                                         Gst.MessageType.EOS | Gst.MessageType.ERROR)
+            self.pipe.set_state(Gst.State.NULL)
+            ok = ok and msg is not None and msg.type == Gst.MessageType.EOS
+        if self.tmp is not None and self.final is not None:
+            if ok and self.count and self.tmp.exists():
+                finalize(self.tmp, self.final)
+            elif self.tmp.exists():
+                self.tmp.unlink()
+
+
+class JsonSink:
+    """One JSON line per decision, flushed as it happens (tail -f friendly), renamed into place at close."""
+
+    def __init__(self, final: Path) -> None:
+        self.final = final
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+        self.tmp = Path(tmp)
+        self.f = os.fdopen(fd, "w")
+
+    def frame(self, rgb: np.ndarray, fps: float, decision: Decision | None) -> None:
+        pass
+
+    def decision(self, d: Decision) -> None:
+        self.f.write(json.dumps({"t": round(d.t, 4), "frame": d.frame, "label": d.label, "score": round(d.score, 5),
+                                 "top5": [[lab, round(s, 5)] for lab, s in d.top5],
+                                 "infer_ms": round(d.infer_ms, 3)}) + "\n")
+        self.f.flush()
+
+    def close(self, ok: bool = True) -> None:
+        self.f.close()
+        finalize(self.tmp, self.final)  # events up to an interruption are still valid lines
+
+
+def _temp_beside(final: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".part" + final.suffix, dir=final.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def open_sink(uri: str) -> Sink:
+    parts = urlsplit(uri)
+    if parts.scheme not in SCHEMES:
+        raise EdgeError(f"--output {uri!r}: unknown scheme (expected one of: "
+                        + ", ".join(f"{s}://" for s in SCHEMES) + ")")
+    if parts.scheme in ("file", "json"):
+        final = Path(parts.netloc + parts.path).expanduser()
+        if not final.name:
+            raise EdgeError(f"--output {uri!r}: no file name")
+        if not final.parent.is_dir():
+            raise EdgeError(f"--output {uri}: directory does not exist: {final.parent}")
+        if parts.scheme == "json":
+            return JsonSink(final)
+        if final.suffix.lower() not in (".mp4", ".mkv"):
+            raise EdgeError(f"--output {uri}: expected a .mp4 or .mkv file name")
+        mux = "mp4mux" if final.suffix.lower() == ".mp4" else "matroskamux"
+        tmp = _temp_beside(final)
+        return AppSrcSink(f"video/x-raw,format=I420 ! {_encoder()} ! h264parse ! {mux} ! "
+                          f"filesink location=\"{tmp}\"", tmp, final)
+    if parts.scheme == "display":
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise EdgeError(f"--output {uri}: no display here (DISPLAY/WAYLAND_DISPLAY unset)")
+        return AppSrcSink("autovideosink sync=false")
+    host, port = parts.hostname, parts.port
+    if not host or not port:
+        raise EdgeError(f"--output {uri!r}: expected rtp://host:port")
+    return AppSrcSink(f"video/x-raw,format=I420 ! {_encoder()} ! rtph264pay config-interval=1 pt=96 ! "
+                      f"udpsink host={host} port={port} sync=false")
