@@ -81,7 +81,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     """Low-frequency colour noise, twice the frame size so it can scroll."""
     small = rng.uniform(0, 1, (6, 6, 3)).astype(np.float32)
     big = cv2.resize(small, (2 * size, 2 * size), interpolation=cv2.INTER_CUBIC)
-    return np.clip(0.2 + 0.2 * big, 0, 1)
+    return np.clip(0.25 + 0.12 * big, 0, 1)
 
 
 def _shape_points(kind: int, radius: float) -> np.ndarray:
@@ -112,9 +112,9 @@ def render_video(label: str, rng: np.random.Generator, frames: int = 32, size: i
     bg = _background(rng, size)
     bg_vel = rng.uniform(-0.6, 0.6, 2)
     distractors = [(rng.uniform(0, size, 2), rng.uniform(-1.5, 1.5, 2), size * rng.uniform(0.03, 0.05),
-                    rng.uniform(0.3, 0.8, 3)) for _ in range(int(rng.integers(1, 4)))]
+                    rng.uniform(0.3, 0.8, 3)) for _ in range(int(rng.integers(1, 3)))]
     # random speed and start phase: the action spans a random sub-interval of the clip
-    span = rng.uniform(0.75, 1.0)
+    span = rng.uniform(0.85, 1.0)
     phase0 = rng.uniform(0, 1 - span)
     out = np.empty((frames, size, size, 3), np.uint8)
     for f in range(frames):

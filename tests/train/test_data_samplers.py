@@ -1,0 +1,33 @@
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from train.data.samplers import clip_indices, tsn_indices
+
+
+def test_tsn_test_mode_takes_segment_centres():
+    assert tsn_indices(32, 8, train=False).tolist() == [2, 6, 10, 14, 18, 22, 26, 30]
+
+
+@given(n=st.integers(1, 300), k=st.integers(1, 16), seed=st.integers(0, 10**6))
+def test_tsn_train_mode_draws_one_frame_inside_each_segment(n, k, seed):
+    idx = tsn_indices(n, k, train=True, rng=np.random.default_rng(seed))
+    assert idx.shape == (k,) and idx.min() >= 0 and idx.max() < n
+    assert np.all(np.diff(idx) >= 0)
+    if n >= k:
+        seg = np.floor(np.arange(k + 1) * n / k)
+        assert np.all((idx >= seg[:-1]) & (idx < seg[1:]))
+
+
+def test_tsn_train_offsets_are_random_but_seeded():
+    a = tsn_indices(100, 8, True, np.random.default_rng(1))
+    b = tsn_indices(100, 8, True, np.random.default_rng(1))
+    c = tsn_indices(100, 8, True, np.random.default_rng(2))
+    assert a.tolist() == b.tolist() and a.tolist() != c.tolist()
+
+
+def test_clip_indices_are_consecutive_runs_one_per_part():
+    idx = clip_indices(64, 4, 4, train=False)
+    assert idx.tolist() == [[6, 7, 8, 9], [22, 23, 24, 25], [38, 39, 40, 41], [54, 55, 56, 57]]
+    short = clip_indices(5, 4, 2, train=True, rng=np.random.default_rng(0))
+    assert short.shape == (2, 4) and short.max() == 4
