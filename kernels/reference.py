@@ -1,13 +1,25 @@
-"""Reference semantics of our kernels, in numpy and torch. These define what the CUDA kernels must compute.
+"""Reference semantics of our kernels, in numpy and torch. The CUDA kernels must compute exactly these.
 
-temporal shift (TSM, Lin et al. 2019): on an (N*T, C, H, W) tensor viewed as (N, T, C, H, W), the first
-C // fold_div channels of frame t take frame t+1's values, the next C // fold_div take frame t-1's, zeros
-at the clip ends, the rest are unchanged. The torch version uses slicing + concat (never slice
-assignment), so it traces into ONNX/TensorRT correctly (temporal-shift-module issues #77, #103, #181).
+Temporal shift. On an (N*T, C, H, W) tensor viewed as (N, T, C, H, W), output channel ``oc`` of frame t
+takes input channel ``src[oc]`` of frame ``t + off[oc]``, zero when that frame is outside the clip:
+
+- TSM (Lin et al., 2019), ``fold_div=8``: the first C//8 channels of frame t take frame t+1's, the next
+  C//8 take frame t-1's, the rest are unchanged.
+- MSTSM (Wu & Chiu, 2021), ``two_unit_div=16``: the TSM one-unit shift *replaces* channels as above; a
+  two-unit shift of C//16 channels from t+2 and C//16 from t-2 is *concatenated* as extra output channels
+  (C + 2*(C//16) outputs), so no original channel is lost. The two-unit channels are taken from the block
+  right after the one-unit folds (channels [2f1, 2f1 + 2f2)).
+
+The torch version uses slicing + concat (never slice assignment), so it traces into ONNX/TensorRT correctly
+(temporal-shift-module issues #77, #103, #181).
+
+CSR SpMM: Y = A X with A (rows x cols) CSR, X (cols x k); accumulation in fp32.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,26 +28,119 @@ if TYPE_CHECKING:
     import torch
 
 
-def temporal_shift_numpy(x: np.ndarray, n_segments: int, fold_div: int = 8) -> np.ndarray:
-    nt, c = x.shape[:2]
-    if nt % n_segments:
+@dataclass(frozen=True)
+class ShiftSpec:
+    """Per-output-channel (source channel, frame offset) of a temporal shift on ``channels`` inputs."""
+
+    channels: int
+    fold_div: int = 8
+    two_unit_div: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.fold_div < 2 or (self.two_unit_div is not None and self.two_unit_div < 2):
+            raise ValueError("temporal_shift: fold_div and two_unit_div must be >= 2")
+        if self.two_unit_div and 2 * self.fold1 + 2 * self.fold2 > self.channels:
+            raise ValueError(f"temporal_shift: {self.channels} channels cannot hold the two-unit folds")
+
+    @property
+    def fold1(self) -> int:
+        return self.channels // self.fold_div
+
+    @property
+    def fold2(self) -> int:
+        return self.channels // self.two_unit_div if self.two_unit_div else 0
+
+    @property
+    def out_channels(self) -> int:
+        return self.channels + 2 * self.fold2
+
+    @cached_property
+    def src_off(self) -> tuple[np.ndarray, np.ndarray]:
+        c, f1, f2 = self.channels, self.fold1, self.fold2
+        src = np.arange(self.out_channels, dtype=np.int32)
+        off = np.zeros(self.out_channels, dtype=np.int32)
+        off[:f1], off[f1 : 2 * f1] = 1, -1
+        base = 2 * f1
+        src[c : c + 2 * f2] = np.arange(base, base + 2 * f2)
+        off[c : c + f2], off[c + f2 : c + 2 * f2] = 2, -2
+        return src, off
+
+    @cached_property
+    def inverse(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ptr, oc, off) CSR map: for input channel c, the outputs that read it (for the backward pass)."""
+        src, off = self.src_off
+        order = np.argsort(src, kind="stable")
+        ptr = np.zeros(self.channels + 1, dtype=np.int32)
+        np.add.at(ptr, src + 1, 1)
+        return np.cumsum(ptr).astype(np.int32), order.astype(np.int32), off[order].astype(np.int32)
+
+    @property
+    def in_place_ok(self) -> bool:
+        """In place is safe when no channel moves or is added: each one only shifts along time."""
+        return self.out_channels == self.channels
+
+    def bands(self) -> list[tuple[int, int, int]]:
+        """Maximal runs of output channels (src_start, length, off) with consecutive sources, one offset."""
+        src, off = self.src_off
+        runs: list[tuple[int, int, int]] = []
+        for s, o in zip(src.tolist(), off.tolist()):
+            if runs and runs[-1][2] == o and runs[-1][0] + runs[-1][1] == s:
+                runs[-1] = (runs[-1][0], runs[-1][1] + 1, o)
+            else:
+                runs.append((s, 1, o))
+        return runs
+
+
+def _check(nt: int, n_segments: int) -> None:
+    if n_segments < 1 or nt % n_segments:
         raise ValueError(f"temporal_shift: leading dim {nt} is not a multiple of n_segments={n_segments}")
+
+
+def temporal_shift_numpy(x: np.ndarray, n_segments: int, fold_div: int = 8,
+                         two_unit_div: int | None = None) -> np.ndarray:
+    nt, c = x.shape[:2]
+    _check(nt, n_segments)
+    spec = ShiftSpec(c, fold_div, two_unit_div)
+    src, off = spec.src_off
     v = x.reshape(nt // n_segments, n_segments, c, *x.shape[2:])
-    fold = c // fold_div
-    out = np.zeros_like(v)
-    out[:, :-1, :fold] = v[:, 1:, :fold]  # shift left: frame t sees t+1
-    out[:, 1:, fold : 2 * fold] = v[:, :-1, fold : 2 * fold]  # shift right: frame t sees t-1
-    out[:, :, 2 * fold :] = v[:, :, 2 * fold :]
-    return out.reshape(x.shape)
+    out = np.zeros((v.shape[0], n_segments, spec.out_channels, *x.shape[2:]), dtype=x.dtype)
+    for oc in range(spec.out_channels):
+        d = int(off[oc])
+        lo, hi = max(0, -d), min(n_segments, n_segments - d)
+        out[:, lo:hi, oc] = v[:, lo + d : hi + d, src[oc]]
+    return out.reshape(nt, spec.out_channels, *x.shape[2:])
 
 
-def temporal_shift_torch(x: torch.Tensor, n_segments: int, fold_div: int = 8) -> torch.Tensor:
+def temporal_shift_torch(x: torch.Tensor, n_segments: int, fold_div: int = 8,
+                         two_unit_div: int | None = None) -> torch.Tensor:
+    """Slicing + concat only: exports to ONNX as Slice/Concat, differentiable by autograd."""
     import torch
 
     nt, c = x.shape[0], x.shape[1]
+    _check(nt, n_segments)
+    spec = ShiftSpec(c, fold_div, two_unit_div)
     v = x.reshape(nt // n_segments, n_segments, c, *x.shape[2:])
-    fold = c // fold_div
-    zero = torch.zeros_like(v[:, :1, :fold])
-    left = torch.cat([v[:, 1:, :fold], zero], dim=1)
-    right = torch.cat([zero, v[:, :-1, fold : 2 * fold]], dim=1)
-    return torch.cat([left, right, v[:, :, 2 * fold :]], dim=2).reshape(x.shape)
+    parts = []
+    for s, n, d in spec.bands():
+        band = v[:, :, s : s + n]
+        if d == 0:
+            parts.append(band)
+            continue
+        k = min(abs(d), n_segments)
+        zero = torch.zeros_like(band[:, :k])
+        kept = band[:, k:] if d > 0 else band[:, : n_segments - k]
+        parts.append(torch.cat([kept, zero] if d > 0 else [zero, kept], dim=1))
+    return torch.cat(parts, dim=2).reshape(nt, spec.out_channels, *x.shape[2:])
+
+
+def csr_spmm_numpy(row_ptr: np.ndarray, col_idx: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Y = A X row by row, accumulating in float32 (as the kernels do); x is (cols,) or (cols, k)."""
+    vec = x.ndim == 1
+    xm = (x[:, None] if vec else x).astype(np.float32)
+    rows = len(row_ptr) - 1
+    counts = np.diff(row_ptr)
+    row_of = np.repeat(np.arange(rows), counts)
+    y = np.zeros((rows, xm.shape[1]), dtype=np.float32)
+    np.add.at(y, row_of, values.astype(np.float32)[:, None] * xm[col_idx])
+    y = y.astype(values.dtype)
+    return y[:, 0] if vec else y
