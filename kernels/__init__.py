@@ -1,5 +1,9 @@
-"""CUDA kernels with CPU references. Importing this package needs only numpy (torch is imported lazily)."""
+"""CUDA kernels with CPU references. Importing this package needs only numpy (torch is imported lazily).
 
-from kernels.ops import temporal_shift
+``from kernels import temporal_shift, csr_spmv, CSRMatrix`` is the stable API the rest builds on.
+"""
 
-__all__ = ["temporal_shift"]
+from kernels.csr import CSRMatrix
+from kernels.ops import csr_spmv, temporal_shift
+
+__all__ = ["CSRMatrix", "csr_spmv", "temporal_shift"]

@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from pathlib import Path
 SRC_DIR = Path(__file__).parent / "src"
 BUILD_DIR = Path(os.environ.get("EDGE_KERNELS_BUILD", Path(__file__).parent / "_build"))
 WANTED_ARCHS = (53, 72, 75, 80, 86, 87, 89, 90, 110)
-FLAGS = ["-O3", "-shared", "-Xcompiler", "-fPIC", "-std=c++14", "--use_fast_math"]
+FLAGS = ["-O3", "-shared", "-Xcompiler", "-fPIC", "-std=c++14"]
 
 
 class BuildError(RuntimeError):
@@ -92,9 +93,33 @@ def build_all(verbose: bool = True) -> dict[str, Path]:
         results = list(pool.map(lambda s: build_one(s, nv, archs, version), sources))
     if verbose:
         arch_list = ", ".join(f"sm_{a}" for a in archs)
-        for (lib, rebuilt), src in zip(results, sources):
-            print(f"kernels: {src.name} -> {lib} [{arch_list} + PTX] ({'built' if rebuilt else 'up to date'})")
-    return {src.stem: lib for (lib, _), src in zip(results, sources)}
+        for (lib, rebuilt), src in zip(results, sources, strict=True):
+            print(f"kernels: {src.name} -> {lib} [{arch_list} + PTX sm_{archs[-1]}] "
+                  f"({'built' if rebuilt else 'up to date'})")
+    return {src.stem: lib for (lib, _), src in zip(results, sources, strict=True)}
+
+
+FATBIN_MAGIC = struct.pack("<I", 0xBA55ED50)
+
+
+def embedded_targets(lib: Path) -> dict[str, set[int]]:
+    """The archs a built library carries, read from its fatbin (cuobjdump is not always installed):
+    {"sm": archs with machine code, "ptx": archs with PTX}. Entry layout: kind u16 (1 PTX, 2 ELF),
+    u16, header size u32, payload size u64, ..., arch u32 at byte 28."""
+    data = lib.read_bytes()
+    found: dict[str, set[int]] = {"sm": set(), "ptx": set()}
+    at = data.find(FATBIN_MAGIC)
+    while at != -1:
+        _, _, header, size = struct.unpack_from("<IHHQ", data, at)
+        p, end = at + header, at + header + size
+        while p < end:
+            kind, _, entry_header, payload = struct.unpack_from("<HHIQ", data, p)
+            arch = struct.unpack_from("<I", data, p + 28)[0]
+            if kind in (1, 2):
+                found["ptx" if kind == 1 else "sm"].add(arch)
+            p += entry_header + payload
+        at = data.find(FATBIN_MAGIC, max(end, at + 4))
+    return found
 
 
 def main() -> None:

@@ -12,8 +12,6 @@ import ctypes
 import logging
 from functools import cache
 
-from kernels.build import BuildError, build_all, library_path
-
 log = logging.getLogger("kernels")
 _noticed: set[str] = set()
 
@@ -27,6 +25,8 @@ def notice_once(key: str, message: str) -> None:
 @cache
 def library(name: str) -> ctypes.CDLL | None:
     """The kernel library ``lib{name}.so``, built on first use if nvcc is present; None if unavailable."""
+    from kernels.build import BuildError, build_all, library_path  # not at import: `python -m kernels.build`
+
     path = library_path(name)
     if not path.is_file():
         try:

@@ -83,7 +83,7 @@ class ShiftSpec:
         """Maximal runs of output channels (src_start, length, off) with consecutive sources, one offset."""
         src, off = self.src_off
         runs: list[tuple[int, int, int]] = []
-        for s, o in zip(src.tolist(), off.tolist()):
+        for s, o in zip(src.tolist(), off.tolist(), strict=True):
             if runs and runs[-1][2] == o and runs[-1][0] + runs[-1][1] == s:
                 runs[-1] = (runs[-1][0], runs[-1][1] + 1, o)
             else:
@@ -116,10 +116,11 @@ def temporal_shift_torch(x: torch.Tensor, n_segments: int, fold_div: int = 8,
     """Slicing + concat only: exports to ONNX as Slice/Concat, differentiable by autograd."""
     import torch
 
-    nt, c = x.shape[0], x.shape[1]
-    _check(nt, n_segments)
+    c = int(x.shape[1])  # static; the batch dim stays symbolic when traced for ONNX export
+    if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+        _check(x.shape[0], n_segments)
     spec = ShiftSpec(c, fold_div, two_unit_div)
-    v = x.reshape(nt // n_segments, n_segments, c, *x.shape[2:])
+    v = x.reshape(-1, n_segments, c, *x.shape[2:])
     parts = []
     for s, n, d in spec.bands():
         band = v[:, :, s : s + n]
@@ -130,7 +131,7 @@ def temporal_shift_torch(x: torch.Tensor, n_segments: int, fold_div: int = 8,
         zero = torch.zeros_like(band[:, :k])
         kept = band[:, k:] if d > 0 else band[:, : n_segments - k]
         parts.append(torch.cat([kept, zero] if d > 0 else [zero, kept], dim=1))
-    return torch.cat(parts, dim=2).reshape(nt, spec.out_channels, *x.shape[2:])
+    return torch.cat(parts, dim=2).reshape(-1, spec.out_channels, *x.shape[2:])
 
 
 def csr_spmm_numpy(row_ptr: np.ndarray, col_idx: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -143,4 +144,18 @@ def csr_spmm_numpy(row_ptr: np.ndarray, col_idx: np.ndarray, values: np.ndarray,
     y = np.zeros((rows, xm.shape[1]), dtype=np.float32)
     np.add.at(y, row_of, values.astype(np.float32)[:, None] * xm[col_idx])
     y = y.astype(values.dtype)
+    return y[:, 0] if vec else y
+
+
+def csr_spmm_torch(row_ptr: torch.Tensor, col_idx: torch.Tensor, values: torch.Tensor,
+                   x: torch.Tensor) -> torch.Tensor:
+    """The same product in torch (any device, differentiable in x): gather, scale, scatter-add per row."""
+    import torch
+
+    vec = x.ndim == 1
+    xm = (x[:, None] if vec else x).to(torch.float32)
+    rows = row_ptr.numel() - 1
+    row_of = torch.repeat_interleave(torch.arange(rows, device=x.device), (row_ptr[1:] - row_ptr[:-1]).long())
+    y = torch.zeros((rows, xm.shape[1]), dtype=torch.float32, device=x.device)
+    y = y.index_add(0, row_of, values.to(torch.float32)[:, None] * xm[col_idx.long()]).to(values.dtype)
     return y[:, 0] if vec else y

@@ -26,7 +26,7 @@ def tiny(name):
     return m.eval()
 
 
-@pytest.mark.parametrize("name", ["tsm_resnet18", "tsm_mobilenetv2", "tsn_resnet18"])
+@pytest.mark.parametrize("name", ["tsm_resnet18", "tsm_mobilenetv2", "mstsm_resnet18", "tsn_resnet18"])
 def test_onnx_matches_torch_on_new_inputs_and_keeps_time_order(name, tmp_path):
     m = tiny(name)
     path = export_onnx(m, torch.randn(1, 4, 3, 32, 32), tmp_path / "m.onnx")

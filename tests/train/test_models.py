@@ -8,13 +8,14 @@ from train.models import build_model, list_models
 TINY = {"resnet18": 8, "mobilenetv2": 0.25}
 
 
-def tiny(name: str, **kw):
+def tiny(name: str, width: float | None = None):
     torch.manual_seed(0)
-    return build_model(name, num_classes=5, num_segments=4, width=TINY[name.split("_", 1)[1]], **kw).eval()
+    width = width or TINY[name.split("_", 1)[1]]
+    return build_model(name, num_classes=5, num_segments=4, width=width).eval()
 
 
-def test_registry_lists_tsn_and_tsm_for_both_backbones():
-    assert set(list_models()) >= {"tsn_resnet18", "tsm_resnet18", "tsn_mobilenetv2", "tsm_mobilenetv2"}
+def test_registry_lists_tsn_tsm_and_mstsm_for_both_backbones():
+    assert set(list_models()) >= {f"{k}_{b}" for k in ("tsn", "tsm", "mstsm") for b in ("resnet18", "mobilenetv2")}
 
 
 def test_unknown_model_names_the_available_ones():
@@ -35,11 +36,12 @@ def test_output_shape_and_rebuild_from_state_dict(name):
     assert torch.allclose(again(x), y, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["tsm", "mstsm"])
 @pytest.mark.parametrize("backbone", ["resnet18", "mobilenetv2"])
-def test_tsn_is_blind_to_frame_order_and_tsm_is_not(backbone):
+def test_tsn_is_blind_to_frame_order_and_shift_models_are_not(backbone, kind):
     x = torch.randn(1, 4, 3, 32, 32)
     rev = x.flip(1)
-    tsn, tsm = tiny(f"tsn_{backbone}"), tiny(f"tsm_{backbone}")
+    tsn, tsm = tiny(f"tsn_{backbone}"), tiny(f"{kind}_{backbone}")
     with torch.no_grad():
         for m in (tsn, tsm):  # realistic BN statistics and non-zero residual branches so the shift matters
             for mod in m.modules():
@@ -56,6 +58,15 @@ def test_tsm_shifts_an_eighth_of_channels_each_way_in_every_resnet_block():
     m = tiny("tsm_resnet18")
     shifts = [mod for mod in m.modules() if type(mod).__name__ == "TemporalShift"]
     assert len(shifts) == 8 and all(s.fold_div == 8 and s.n_segments == 4 for s in shifts)
+
+
+def test_mstsm_widens_each_block_input_by_its_two_unit_folds():
+    m = tiny("mstsm_resnet18", width=32)
+    blocks = [b for b in m.modules() if type(b).__name__ == "BasicBlock"]
+    for b in blocks:
+        cin = b.downsample[0].in_channels if b.downsample else b.conv2[0].in_channels
+        assert b.conv1[0].in_channels == cin + 2 * (cin // 16)
+        assert (b.temporal.fold_div, b.temporal.two_unit_div) == (8, 16)
 
 
 def test_wrong_number_of_frames_is_a_clear_error():

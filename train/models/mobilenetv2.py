@@ -31,7 +31,8 @@ class InvertedResidual(nn.Module):
         hidden = cin * expand
         self.use_res = stride == 1 and cin == cout
         self.temporal = temporal() if (temporal and self.use_res) else nn.Identity()
-        layers: list[nn.Module] = [conv_bn_relu6(cin, hidden, 1)] if expand != 1 else []
+        c_branch = self.temporal.out_channels(cin) if self.use_res and temporal else cin  # MSTSM widens it
+        layers: list[nn.Module] = [conv_bn_relu6(c_branch, hidden, 1)] if expand != 1 else []
         layers += [conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),
                    nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
         self.conv = nn.Sequential(*layers)

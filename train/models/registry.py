@@ -13,7 +13,7 @@ from torch import nn
 from train.models.mobilenetv2 import MobileNetV2
 from train.models.recognizer import SegmentRecognizer
 from train.models.resnet import resnet18
-from train.models.temporal import TemporalShift
+from train.models.temporal import MultiScaleTemporalShift, TemporalShift
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -37,9 +37,13 @@ def build_model(name: str, **config: object) -> nn.Module:
     return _REGISTRY[name](**config)
 
 
-def _segment_model(backbone: str, shift: bool, *, num_classes: int, num_segments: int = 8,
-                   width: float = 64, fold_div: int = 8, dropout: float = 0.0) -> nn.Module:
-    temporal = partial(TemporalShift, num_segments, fold_div) if shift else None
+def _segment_model(backbone: str, kind: str, *, num_classes: int, num_segments: int = 8, width: float = 64,
+                   fold_div: int = 8, two_unit_div: int = 16, dropout: float = 0.0) -> nn.Module:
+    temporal = {
+        "tsn": None,
+        "tsm": partial(TemporalShift, num_segments, fold_div),
+        "mstsm": partial(MultiScaleTemporalShift, num_segments, fold_div, two_unit_div),
+    }[kind]
     if backbone == "resnet18":
         net: nn.Module = resnet18(int(width), temporal)
     else:
@@ -48,5 +52,5 @@ def _segment_model(backbone: str, shift: bool, *, num_classes: int, num_segments
 
 
 for _bb in ("resnet18", "mobilenetv2"):
-    for _shift, _kind in ((False, "tsn"), (True, "tsm")):
-        register(f"{_kind}_{_bb}")(partial(_segment_model, _bb, _shift))
+    for _kind in ("tsn", "tsm", "mstsm"):
+        register(f"{_kind}_{_bb}")(partial(_segment_model, _bb, _kind))

@@ -25,7 +25,8 @@ class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int, temporal: TemporalFactory) -> None:
         super().__init__()
         self.temporal = temporal() if temporal else nn.Identity()
-        self.conv1 = conv_bn(cin, cout, 3, stride)
+        # MSTSM's concatenated two-unit shift widens the branch input; plain TSM keeps it
+        self.conv1 = conv_bn(self.temporal.out_channels(cin) if temporal else cin, cout, 3, stride)
         self.conv2 = conv_bn(cout, cout, 3, 1, relu=False)
         self.downsample = conv_bn(cin, cout, 1, stride, relu=False) if stride != 1 or cin != cout else None
         self.relu = nn.ReLU(inplace=True)

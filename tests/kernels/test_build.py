@@ -1,0 +1,62 @@
+"""The nvcc build: every .cu compiles into a library holding machine code for each target arch the local
+nvcc supports, the launchers are exported, and a missing toolchain falls back to the references."""
+
+import ctypes
+import logging
+
+import pytest
+
+from kernels import build, cuda
+
+needs_nvcc = pytest.mark.skipif(build.nvcc() is None, reason="nvcc not installed: nothing to compile")
+DESKTOP_AND_ORIN_THOR = {75, 80, 86, 87, 89, 90, 110}
+
+
+@pytest.fixture(scope="module")
+def built() -> dict:
+    return build.build_all(verbose=False)
+
+
+@needs_nvcc
+def test_targets_are_what_the_issue_asks_for_when_nvcc_has_them():
+    archs = build.supported_archs(build.nvcc())
+    assert set(archs) >= DESKTOP_AND_ORIN_THOR & set(build.WANTED_ARCHS)
+    flags = build.gencode_flags(archs)
+    assert "-gencode=arch=compute_87,code=sm_87" in flags and flags[-1].endswith(f"code=compute_{archs[-1]}")
+
+
+@needs_nvcc
+def test_every_kernel_library_has_each_arch_and_its_launchers(built):
+    assert set(built) == {"temporal_shift", "csr_spmv"}
+    archs = build.supported_archs(build.nvcc())
+    for name, lib in built.items():
+        targets = build.embedded_targets(lib)
+        assert targets["sm"] >= set(archs), f"{lib.name} carries sm {sorted(targets['sm'])}, wanted {archs}"
+        assert max(archs) in targets["ptx"]
+        so = ctypes.CDLL(str(lib))
+        symbols = {"temporal_shift": ["temporal_shift_forward", "temporal_shift_backward", "temporal_shift_inplace"],
+                   "csr_spmv": ["csr_spmm"]}[name]
+        for s in symbols:
+            assert hasattr(so, s)
+
+
+@needs_nvcc
+def test_rebuild_is_cached(built):
+    assert build.build_all(verbose=False) == built
+    for lib in built.values():
+        assert lib.with_suffix(".so.key").is_file()
+
+
+def test_missing_nvcc_gives_the_reference_with_one_notice(monkeypatch, tmp_path, caplog):
+    monkeypatch.setattr(build, "BUILD_DIR", tmp_path)
+    monkeypatch.setattr(build, "nvcc", lambda: None)
+    monkeypatch.setattr(cuda, "_noticed", set())
+    cuda.library.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="kernels"):
+            assert cuda.library("temporal_shift") is None
+            cuda.notice_once("temporal_shift", "again")
+        assert [r.message for r in caplog.records] == [
+            "kernels: libtemporal_shift.so not built (no nvcc); using the reference implementation"]
+    finally:
+        cuda.library.cache_clear()

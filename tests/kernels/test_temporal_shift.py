@@ -1,0 +1,143 @@
+"""Temporal shift semantics: hand-computed TSM and MSTSM cases, numpy == torch over many shapes, the inverse
+map the CUDA backward uses, and in-place rules. These run everywhere; tests/kernels/test_cuda.py holds the
+kernel itself to the same references on a GPU."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kernels import temporal_shift
+from kernels.reference import ShiftSpec, temporal_shift_numpy, temporal_shift_torch
+
+
+def frames(n: int, t: int, c: int, hw: int = 1) -> np.ndarray:
+    """Value = 100*frame + channel (+ position/1000), so every output names where it came from."""
+    v = (100 * np.arange(t)[:, None] + np.arange(c)[None, :]).astype(np.float32)
+    x = np.broadcast_to(v[None, :, :, None], (n, t, c, hw)) + np.arange(hw, dtype=np.float32) / 1000
+    return np.ascontiguousarray(x.reshape(n * t, c, hw, 1))
+
+
+def test_tsm_default_is_the_papers_shift():
+    # C=16, fold 8: channels 0-1 take t+1, channels 2-3 take t-1, zeros at the clip ends, the rest unchanged
+    y = temporal_shift(frames(1, 3, 16), 3)[:, :, 0, 0]
+    assert y[:, 0].tolist() == [100, 200, 0]
+    assert y[:, 1].tolist() == [101, 201, 0]
+    assert y[:, 2].tolist() == [0, 2, 102]
+    assert y[:, 3].tolist() == [0, 3, 103]
+    assert y[:, 4:].tolist() == frames(1, 3, 16)[:, 4:, 0, 0].tolist()
+
+
+def test_clips_in_a_batch_do_not_leak_into_each_other():
+    x = frames(2, 2, 8)
+    x[2:] += 10_000  # second clip
+    y = temporal_shift(x, 2)[:, :, 0, 0]
+    assert y[1, 0] == 0 and y[2, 1] == 0  # channel 0 of the last frame of clip 1 is padding, not clip 2
+    assert y[2, 0] == x[3, 0, 0, 0]
+
+
+def test_mstsm_replaces_one_unit_and_concatenates_two_unit_shifts():
+    # C=16: one-unit folds of 2 (ch 0-1 from t+1, 2-3 from t-1) replace; two-unit folds of 1 are appended:
+    # output 16 is channel 4 from t+2, output 17 is channel 5 from t-2
+    x = frames(1, 4, 16)
+    y = temporal_shift(x, 4, two_unit_div=16)[:, :, 0, 0]
+    assert y.shape == (4, 18)
+    assert y[:, 0].tolist() == [100, 200, 300, 0]
+    assert y[:, 2].tolist() == [0, 2, 102, 202]
+    assert y[:, 4].tolist() == [4, 104, 204, 304]  # the original channel is kept
+    assert y[:, 16].tolist() == [204, 304, 0, 0]
+    assert y[:, 17].tolist() == [0, 0, 5, 105]
+
+
+def test_spec_tables_and_bands():
+    spec = ShiftSpec(16, 8, 16)
+    src, off = spec.src_off
+    assert spec.out_channels == 18 and not spec.in_place_ok and ShiftSpec(16).in_place_ok
+    assert src.tolist() == list(range(16)) + [4, 5]
+    assert off.tolist() == [1, 1, -1, -1] + [0] * 12 + [2, -2]
+    assert spec.bands() == [(0, 2, 1), (2, 2, -1), (4, 12, 0), (4, 1, 2), (5, 1, -2)]
+
+
+@pytest.mark.parametrize("bad", [dict(fold_div=1), dict(two_unit_div=1)])
+def test_bad_folds_are_refused(bad):
+    with pytest.raises(ValueError, match="must be >= 2"):
+        temporal_shift(frames(1, 2, 8), 2, **bad)
+
+
+def test_leading_dim_must_be_whole_clips():
+    with pytest.raises(ValueError, match="not a multiple of n_segments=4"):
+        temporal_shift(np.zeros((6, 8, 2, 2), np.float32), 4)
+
+
+shapes = st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(4, 40), st.integers(1, 7), st.integers(1, 5))
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=shapes, fold_div=st.sampled_from([2, 3, 4, 8]), two=st.sampled_from([None, 4, 8, 16]),
+       dtype=st.sampled_from([np.float32, np.float16]))
+def test_numpy_and_torch_references_agree(shape, fold_div, two, dtype):
+    n, t, c, h, w = shape
+    if two and 2 * (c // fold_div) + 2 * (c // two) > c:
+        two = None
+    x = np.random.default_rng(0).standard_normal((n * t, c, h, w)).astype(dtype)
+    a = temporal_shift_numpy(x, t, fold_div, two)
+    b = temporal_shift_torch(torch.from_numpy(x), t, fold_div, two).numpy()
+    assert a.dtype == b.dtype == dtype
+    np.testing.assert_array_equal(a, b)
+
+
+def adjoint_numpy(gy: np.ndarray, t: int, spec: ShiftSpec) -> np.ndarray:
+    """grad_x through the inverse (ptr, oc, off) map, exactly as the CUDA backward kernel walks it."""
+    ptr, oc, off = spec.inverse
+    g = gy.reshape(-1, t, spec.out_channels, *gy.shape[2:])
+    gx = np.zeros((g.shape[0], t, spec.channels, *gy.shape[2:]), np.float64)
+    for c in range(spec.channels):
+        for k in range(ptr[c], ptr[c + 1]):
+            for ti in range(t):
+                to = ti - off[k]
+                if 0 <= to < t:
+                    gx[:, ti, c] += g[:, to, oc[k]]
+    return gx.reshape(-1, spec.channels, *gy.shape[2:])
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=shapes, two=st.sampled_from([None, 16, 8]))
+def test_inverse_map_is_the_autograd_gradient(shape, two):
+    n, t, c, h, w = shape
+    c = max(c, 16)
+    spec = ShiftSpec(c, 8, two)
+    x = torch.randn(n * t, c, h, w, dtype=torch.float64, requires_grad=True)
+    gy = torch.randn(n * t, spec.out_channels, h, w, dtype=torch.float64)
+    temporal_shift(x, t, two_unit_div=two).backward(gy)
+    np.testing.assert_allclose(adjoint_numpy(gy.numpy(), t, spec), x.grad.numpy(), atol=1e-12)
+
+
+def test_in_place_on_numpy_and_cpu_tensors():
+    x = frames(2, 4, 16, hw=3)
+    expect = temporal_shift(x, 4)
+    assert temporal_shift(x, 4, inplace=True) is x
+    np.testing.assert_array_equal(x, expect)
+    xt = torch.from_numpy(frames(2, 4, 16, hw=3))
+    assert temporal_shift(xt, 4, inplace=True) is xt
+    np.testing.assert_array_equal(xt.numpy(), expect)
+
+
+def test_in_place_is_refused_where_unsafe():
+    with pytest.raises(ValueError, match="no channels are added"):
+        temporal_shift(frames(1, 4, 16), 4, two_unit_div=16, inplace=True)
+    with pytest.raises(ValueError, match="requires grad"):
+        temporal_shift(torch.zeros(4, 16, 1, 1, requires_grad=True), 4, inplace=True)
+
+
+def test_onnx_export_traces_slices_and_concats(tmp_path):
+    import onnx
+
+    class Shift(torch.nn.Module):
+        def forward(self, x):
+            return temporal_shift(x, 4, two_unit_div=16)
+
+    path = tmp_path / "shift.onnx"
+    torch.onnx.export(Shift(), (torch.randn(8, 16, 2, 2),), str(path), opset_version=17, dynamo=False)
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "Concat" in ops and "Slice" in ops and "ScatterND" not in ops
