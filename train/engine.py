@@ -106,19 +106,21 @@ def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitC
     seed_everything(cfg.seed)
     model = build_model(ckpt.model, **ckpt.config)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
-                                                steps_per_epoch=max(1, -(-len(train_ds) // cfg.batch_size)),
-                                                pct_start=0.2)
-    start, best, history = 0, -1.0, []
+    start, best, history, steps_done = 0, -1.0, [], 0
     if resume:
         if not (out / "last.pt").is_file():
             raise EdgeError(f"--resume: {out / 'last.pt'} does not exist")
         last = Checkpoint.load(out / "last.pt")
         model.load_state_dict(last.state_dict)
         opt.load_state_dict(last.train_state["optimizer"])
-        sched.load_state_dict(last.train_state["scheduler"])
+        steps_done = last.train_state["scheduler"]["last_epoch"]
         start, best, history = last.train_state["epoch"] + 1, last.train_state["best"], last.train_state["history"]
         torch.set_rng_state(last.train_state["rng"])
+    # Rebuilt from the step count rather than loaded: resuming with more --epochs stretches the one-cycle
+    # schedule over the new total instead of running past its end.
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
+                                                steps_per_epoch=max(1, -(-len(train_ds) // cfg.batch_size)),
+                                                pct_start=0.2, last_epoch=steps_done - 1)
     gen = torch.Generator().manual_seed(cfg.seed + start)
     train_loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
                               num_workers=cfg.workers, drop_last=len(train_ds) > cfg.batch_size)
