@@ -24,6 +24,23 @@ struct alignas(sizeof(T) * VEC) Vec {
   T v[VEC];
 };
 
+// Flat index over (n, t, c, s) -> its coordinates (nt = n * t_len + t).
+struct Pos {
+  int64_t s, nt, n;
+  int c, t;
+};
+
+__device__ __forceinline__ Pos split(int64_t i, int64_t inner, int channels, int t_len) {
+  Pos p;
+  p.s = i % inner;
+  const int64_t rest = i / inner;
+  p.c = (int)(rest % channels);
+  p.nt = rest / channels;
+  p.t = (int)(p.nt % t_len);
+  p.n = p.nt / t_len;
+  return p;
+}
+
 template <typename T, int VEC>
 __global__ void shift_forward(const T* __restrict__ x, T* __restrict__ y, const int* __restrict__ src,
                               const int* __restrict__ off, int n_clips, int t_len, int c_in, int c_out,
@@ -32,13 +49,10 @@ __global__ void shift_forward(const T* __restrict__ x, T* __restrict__ y, const 
   const int64_t total = (int64_t)n_clips * t_len * c_out * hw_v;
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
        i += (int64_t)blockDim.x * gridDim.x) {
-    const int64_t s = i % hw_v;
-    const int64_t rest = i / hw_v;
-    const int oc = (int)(rest % c_out);
-    const int64_t nt = rest / c_out;
-    const int t = (int)(nt % t_len);
-    const int64_t n = nt / t_len;
-    const int ts = t + off[oc];
+    const Pos p = split(i, hw_v, c_out, t_len);
+    const int64_t s = p.s, nt = p.nt, n = p.n;
+    const int oc = p.c;
+    const int ts = p.t + off[oc];
     Vec<T, VEC> out;
     if (ts >= 0 && ts < t_len) {
       out = reinterpret_cast<const Vec<T, VEC>*>(x + ((n * t_len + ts) * c_in + src[oc]) * (int64_t)hw)[s];
@@ -63,12 +77,9 @@ __global__ void shift_backward(const T* __restrict__ gy, T* __restrict__ gx, con
   const int64_t total = (int64_t)n_clips * t_len * c_in * hw;
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
        i += (int64_t)blockDim.x * gridDim.x) {
-    const int64_t s = i % hw;
-    const int64_t rest = i / hw;
-    const int c = (int)(rest % c_in);
-    const int64_t nt = rest / c_in;
-    const int t = (int)(nt % t_len);
-    const int64_t n = nt / t_len;
+    const Pos p = split(i, hw, c_in, t_len);
+    const int64_t s = p.s, n = p.n;
+    const int c = p.c, t = p.t;
     float acc = 0.0f;
     for (int k = inv_ptr[c]; k < inv_ptr[c + 1]; ++k) {
       const int to = t - inv_off[k];
