@@ -9,7 +9,7 @@ APT_PACKAGES := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NVCC := $(shell command -v nvcc 2>/dev/null)
 
-.PHONY: demo test system venv kernels lint clean
+.PHONY: demo test system venv kernels bench-kernels lint clean
 
 .stamps/system:
 	@mkdir -p .stamps
@@ -33,6 +33,10 @@ venv: .stamps/venv
 # Compile the CUDA kernels for every arch the local nvcc supports; skipped (with a notice) without nvcc.
 kernels: .stamps/venv
 	$(PY) -m kernels.build
+
+# On a GPU machine (CUDA build of torch): times the kernels against their baselines -> docs/results/kernels.md
+bench-kernels: kernels
+	$(PY) -m benchmarks.kernels
 
 lint: .stamps/venv
 	.venv/bin/ruff check edge train export kernels tests benchmarks
