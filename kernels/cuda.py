@@ -13,6 +13,13 @@ import logging
 from functools import cache
 
 log = logging.getLogger("kernels")
+# The extern "C" launchers of each library: i = int, p = pointer (device buffer or cudaStream_t). Checked
+# against the .cu declarations by tests/kernels/test_build.py, since a mismatch would only show on a GPU.
+SIGNATURES = {
+    "temporal_shift": {"temporal_shift_forward": "ippppiiiiip", "temporal_shift_backward": "ipppppiiiiip",
+                       "temporal_shift_inplace": "ippiiiip"},
+    "csr_spmv": {"csr_spmm": "iiiipppppp"},
+}
 _noticed: set[str] = set()
 
 
@@ -24,16 +31,16 @@ def notice_once(key: str, message: str) -> None:
 
 @cache
 def library(name: str) -> ctypes.CDLL | None:
-    """The kernel library ``lib{name}.so``, built on first use if nvcc is present; None if unavailable."""
+    """The kernel library ``lib{name}.so`` (rebuilt first if its source changed and nvcc is present), or
+    None when it cannot be had."""
     from kernels.build import BuildError, build_all, library_path  # not at import: `python -m kernels.build`
 
     path = library_path(name)
-    if not path.is_file():
-        try:
-            build_all(verbose=False)
-        except BuildError as e:
-            notice_once(name, f"kernels: building {name} failed, using the reference ({str(e).splitlines()[0]})")
-            return None
+    try:
+        build_all(verbose=False)  # a no-op when up to date or without nvcc; never loads a stale library
+    except (BuildError, OSError) as e:  # OSError: e.g. a read-only install; see EDGE_KERNELS_BUILD
+        notice_once(name, f"kernels: building {name} failed, using the reference ({str(e).splitlines()[0]})")
+        return None
     if not path.is_file():
         notice_once(name, f"kernels: {path.name} not built (no nvcc); using the reference implementation")
         return None
@@ -42,13 +49,9 @@ def library(name: str) -> ctypes.CDLL | None:
     except OSError as e:
         notice_once(name, f"kernels: cannot load {path} ({e}); using the reference implementation")
         return None
-    vp, i = ctypes.c_void_p, ctypes.c_int
-    if name == "temporal_shift":
-        lib.temporal_shift_forward.argtypes = [i, vp, vp, vp, vp, i, i, i, i, i, vp]
-        lib.temporal_shift_backward.argtypes = [i, vp, vp, vp, vp, vp, i, i, i, i, i, vp]
-        lib.temporal_shift_inplace.argtypes = [i, vp, vp, i, i, i, i, vp]
-    elif name == "csr_spmv":
-        lib.csr_spmm.argtypes = [i, i, i, i, vp, vp, vp, vp, vp, vp]
+    for fn, signature in SIGNATURES[name].items():
+        getattr(lib, fn).argtypes = [ctypes.c_int if ch == "i" else ctypes.c_void_p for ch in signature]
+        getattr(lib, fn).restype = ctypes.c_int
     return lib
 
 

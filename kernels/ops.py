@@ -155,27 +155,33 @@ def temporal_shift(x: Any, n_segments: int, fold_div: int = 8, *, two_unit_div: 
 # ---------------------------------------------------------------------------------------------- CSR SpMV / SpMM
 
 
+def k_chunks(k: int) -> list[tuple[int, int, int]]:
+    """(first column, width, padded width) of each kernel launch for k right-hand sides: at most 16 columns
+    per launch, each padded up to the next compiled width (1, 2, 4, 8 or 16)."""
+    chunks = []
+    for start in range(0, k, MAX_K):
+        width = min(MAX_K, k - start)
+        chunks.append((start, width, next(b for b in _K_BUCKETS if b >= width)))
+    return chunks
+
+
 def _spmm_cuda(a: CSRMatrix, x: Any) -> Any:
-    """Y = A X on the GPU; X (cols, k) is split into chunks of at most 16 columns, each padded to 1/2/4/8/16."""
+    """Y = A X on the GPU, one launch per chunk of ``k_chunks``."""
     import torch
 
     row_ptr, col_idx, values = a.device_arrays(x.device)
     x = x.to(values.dtype)
-    rows, k = a.shape[0], x.shape[1]
+    rows = a.shape[0]
     variant = int(a.mean_row_length >= WARP_PER_ROW_MIN_NNZ)
     lib = library("csr_spmv")
-    outs = []
-    for start in range(0, k, MAX_K):
-        chunk = x[:, start : start + MAX_K]
-        kb = next(b for b in _K_BUCKETS if b >= chunk.shape[1])
-        if kb != chunk.shape[1]:
-            chunk = torch.nn.functional.pad(chunk, (0, kb - chunk.shape[1]))
-        chunk = chunk.contiguous()
-        y = torch.empty((rows, kb), dtype=values.dtype, device=x.device)
-        check(lib.csr_spmm(_dtype_code(values), variant, rows, kb, row_ptr.data_ptr(), col_idx.data_ptr(),
+    outs = [torch.empty((rows, 0), dtype=values.dtype, device=x.device)]
+    for start, width, padded in k_chunks(x.shape[1]):
+        chunk = torch.nn.functional.pad(x[:, start : start + width], (0, padded - width)).contiguous()
+        y = torch.empty((rows, padded), dtype=values.dtype, device=x.device)
+        check(lib.csr_spmm(_dtype_code(values), variant, rows, padded, row_ptr.data_ptr(), col_idx.data_ptr(),
                            values.data_ptr(), chunk.data_ptr(), y.data_ptr(), _stream(x.device)), "csr_spmm")
-        outs.append(y[:, : min(MAX_K, k - start)])
-    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+        outs.append(y[:, :width])
+    return torch.cat(outs, dim=1)
 
 
 def csr_spmv(a: CSRMatrix, x: Any) -> Any:

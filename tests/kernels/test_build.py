@@ -3,6 +3,7 @@ nvcc supports, the launchers are exported, and a missing toolchain falls back to
 
 import ctypes
 import logging
+import re
 
 import pytest
 
@@ -34,10 +35,22 @@ def test_every_kernel_library_has_each_arch_and_its_launchers(built):
         assert targets["sm"] >= set(archs), f"{lib.name} carries sm {sorted(targets['sm'])}, wanted {archs}"
         assert max(archs) in targets["ptx"]
         so = ctypes.CDLL(str(lib))
-        symbols = {"temporal_shift": ["temporal_shift_forward", "temporal_shift_backward", "temporal_shift_inplace"],
-                   "csr_spmv": ["csr_spmm"]}[name]
-        for s in symbols:
-            assert hasattr(so, s)
+        for symbol in cuda.SIGNATURES[name]:
+            assert hasattr(so, symbol)
+
+
+def declared_launchers(source: str) -> dict[str, str]:
+    """extern "C" launchers of a .cu file as {name: signature} in SIGNATURES' letters."""
+    found = {}
+    for name, params in re.findall(r'extern "C" int (\w+)\(([^)]*)\)', source):
+        found[name] = "".join("p" if "*" in p else "i" for p in params.split(","))
+    return found
+
+
+def test_ctypes_signatures_match_the_cuda_declarations():
+    # a wrong argument list would only show as a crash on a GPU, which CI does not have
+    for name, signatures in cuda.SIGNATURES.items():
+        assert declared_launchers((build.SRC_DIR / f"{name}.cu").read_text()) == signatures
 
 
 @needs_nvcc

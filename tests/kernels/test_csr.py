@@ -60,6 +60,19 @@ def test_matches_scipy(rows, cols, sparsity, k, dtype, seed):
         np.testing.assert_allclose(y.astype(np.float64), expect, rtol=tol, atol=tol * np.sqrt(cols))
 
 
+def test_wide_right_hand_sides_are_split_into_padded_launches():
+    from kernels.ops import k_chunks
+
+    assert k_chunks(1) == [(0, 1, 1)]
+    assert k_chunks(3) == [(0, 3, 4)]
+    assert k_chunks(16) == [(0, 16, 16)]
+    assert k_chunks(21) == [(0, 16, 16), (16, 5, 8)]
+    assert k_chunks(0) == []
+    for k in range(1, 70):
+        chunks = k_chunks(k)
+        assert sum(w for _, w, _ in chunks) == k and all(w <= p <= 16 and p in (1, 2, 4, 8, 16) for _, w, p in chunks)
+
+
 def test_returns_the_kind_it_was_given():
     m = CSRMatrix.from_dense(A)
     assert isinstance(csr_spmv(m, np.ones(4, np.float32)), np.ndarray)
