@@ -151,12 +151,6 @@ def markdown(meta: dict, shift: list[dict], spmm: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("docs/results"), help="folder for kernels.json/.md")
@@ -165,6 +159,7 @@ def main() -> None:
 
     import torch
 
+    from edge.atomic import write_text
     from kernels.cuda import library
 
     if not torch.cuda.is_available():
@@ -177,8 +172,8 @@ def main() -> None:
             "date": time.strftime("%Y-%m-%d"), "quick": args.quick}
     shift, spmm = bench_shift(args.quick), bench_spmm(args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / "kernels.json", json.dumps({"meta": meta, "shift": shift, "spmm": spmm}, indent=2))
-    write_atomic(args.out / "kernels.md", markdown(meta, shift, spmm))
+    write_text(args.out / "kernels.json", json.dumps({"meta": meta, "shift": shift, "spmm": spmm}, indent=2))
+    write_text(args.out / "kernels.md", markdown(meta, shift, spmm))
     print(f"wrote {args.out / 'kernels.md'} and kernels.json")
 
 

@@ -22,14 +22,20 @@ def finalize(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
+def temp_beside(final: Path) -> Path:
+    """A new empty hidden file next to ``final`` (same filesystem, so the final rename is atomic); it keeps
+    ``final``'s suffix so tools that look at extensions (muxers, torch.save) behave."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part" + final.suffix, dir=final.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it into place only if the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part" + final.suffix, dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_beside(final)
     try:
         yield tmp_path
         finalize(tmp_path, final)

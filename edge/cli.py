@@ -68,7 +68,7 @@ def run(bundle_dir: Path, source: str, outputs: tuple[str, ...], backend: str, p
     bundle = Bundle.load(bundle_dir)
     engine = open_backend(bundle, backend, precision, device)
     summary = run_pipeline(bundle, engine, source, list(outputs), max_frames=max_frames)
-    click.echo(summary.describe() if hasattr(summary, "describe") else str(summary))
+    click.echo(summary.describe())
 
 
 @main.command()

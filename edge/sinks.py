@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -17,7 +16,7 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from edge.atomic import finalize
+from edge.atomic import finalize, temp_beside
 from edge.errors import EdgeError
 from edge.gst import gst, has_element, launch
 
@@ -113,9 +112,8 @@ class JsonSink:
 
     def __init__(self, final: Path) -> None:
         self.final = final
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-        self.tmp = Path(tmp)
-        self.f = os.fdopen(fd, "w")
+        self.tmp = temp_beside(final)
+        self.f = open(self.tmp, "w")  # noqa: SIM115 - held open for the whole run, closed in close()
 
     def frame(self, rgb: np.ndarray, fps: float, decision: Decision | None) -> None:
         pass
@@ -128,13 +126,10 @@ class JsonSink:
 
     def close(self, ok: bool = True) -> None:
         self.f.close()
-        finalize(self.tmp, self.final)  # events up to an interruption are still valid lines
-
-
-def _temp_beside(final: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".part" + final.suffix, dir=final.parent)
-    os.close(fd)
-    return Path(tmp)
+        if ok:  # Ctrl-C counts as ok: the events up to it are complete lines
+            finalize(self.tmp, self.final)
+        else:  # the run failed: leave nothing that looks like a result
+            self.tmp.unlink(missing_ok=True)
 
 
 def open_sink(uri: str) -> Sink:
@@ -153,7 +148,7 @@ def open_sink(uri: str) -> Sink:
         if final.suffix.lower() not in (".mp4", ".mkv"):
             raise EdgeError(f"--output {uri}: expected a .mp4 or .mkv file name")
         mux = "mp4mux" if final.suffix.lower() == ".mp4" else "matroskamux"
-        tmp = _temp_beside(final)
+        tmp = temp_beside(final)
         return AppSrcSink(f"video/x-raw,format=I420 ! {_encoder()} ! h264parse ! {mux} ! "
                           f"filesink location=\"{tmp}\"", tmp, final)
     if parts.scheme == "display":

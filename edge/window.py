@@ -24,22 +24,18 @@ class SlidingWindow:
     def __init__(self, spec: ClipSpec) -> None:
         self.spec = spec
         self.frames: deque[np.ndarray] = deque(maxlen=spec.window_frames)
-        self._since = 0
+        # frames since the last decision, started so that the first decision comes once the window is full
+        self._since = spec.stride_frames - spec.window_frames
         self._pick = uniform_indices(spec.window_frames, spec.num_segments)
 
     def push(self, frame: np.ndarray) -> np.ndarray | None:
         """Add one preprocessed (3, S, S) frame; return a (1, T, 3, S, S) clip when a decision is due."""
         self.frames.append(frame)
         self._since += 1
-        if len(self.frames) < self.spec.window_frames:
+        if self._since < self.spec.stride_frames:
             return None
-        if len(self.frames) == self.spec.window_frames and self._since == self.spec.window_frames:
-            self._since = 0
-            return self._clip()
-        if self._since >= self.spec.stride_frames:
-            self._since = 0
-            return self._clip()
-        return None
+        self._since = 0
+        return self._clip()
 
     def _clip(self) -> np.ndarray:
         return np.stack([self.frames[i] for i in self._pick])[None]

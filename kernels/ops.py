@@ -17,9 +17,9 @@ import numpy as np
 from kernels.csr import CSRMatrix
 from kernels.cuda import check, library, notice_once
 from kernels.reference import (
-    ShiftSpec,
     csr_spmm_numpy,
     csr_spmm_torch,
+    shift_spec,
     temporal_shift_numpy,
     temporal_shift_torch,
 )
@@ -66,7 +66,7 @@ def _shift_tables(channels: int, fold_div: int, two_unit_div: int | None, device
     """(spec, src, off, inv_ptr, inv_oc, inv_off) with the int32 tables on ``device``, uploaded once."""
     import torch
 
-    spec = ShiftSpec(channels, fold_div, two_unit_div)
+    spec = shift_spec(channels, fold_div, two_unit_div)
     arrays = (*spec.src_off, *spec.inverse)
     return (spec, *(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays))
 
@@ -127,7 +127,7 @@ def temporal_shift(x: Any, n_segments: int, fold_div: int = 8, *, two_unit_div: 
     """
     if isinstance(x, np.ndarray) or not _tracing():
         _check_shape(x, n_segments)
-    spec = ShiftSpec(int(x.shape[1]), fold_div, two_unit_div)
+    spec = shift_spec(int(x.shape[1]), fold_div, two_unit_div)
     if inplace and not spec.in_place_ok:
         raise ValueError("temporal_shift: in place is only possible when no channels are added (two_unit_div=None)")
     if isinstance(x, np.ndarray):

@@ -19,7 +19,7 @@ CSR SpMM: Y = A X with A (rows x cols) CSR, X (cols x k); accumulation in fp32.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -81,6 +81,10 @@ class ShiftSpec:
 
     def bands(self) -> list[tuple[int, int, int]]:
         """Maximal runs of output channels (src_start, length, off) with consecutive sources, one offset."""
+        return self._bands
+
+    @cached_property
+    def _bands(self) -> list[tuple[int, int, int]]:
         src, off = self.src_off
         runs: list[tuple[int, int, int]] = []
         for s, o in zip(src.tolist(), off.tolist(), strict=True):
@@ -89,6 +93,13 @@ class ShiftSpec:
             else:
                 runs.append((s, 1, o))
         return runs
+
+
+@cache
+def shift_spec(channels: int, fold_div: int = 8, two_unit_div: int | None = None) -> ShiftSpec:
+    """The (immutable) spec for a layer shape, built once: its tables and bands are then reused on every
+    forward instead of being recomputed per call."""
+    return ShiftSpec(channels, fold_div, two_unit_div)
 
 
 def _check(nt: int, n_segments: int) -> None:
@@ -100,7 +111,7 @@ def temporal_shift_numpy(x: np.ndarray, n_segments: int, fold_div: int = 8,
                          two_unit_div: int | None = None) -> np.ndarray:
     nt, c = x.shape[:2]
     _check(nt, n_segments)
-    spec = ShiftSpec(c, fold_div, two_unit_div)
+    spec = shift_spec(c, fold_div, two_unit_div)
     src, off = spec.src_off
     v = x.reshape(nt // n_segments, n_segments, c, *x.shape[2:])
     out = np.zeros((v.shape[0], n_segments, spec.out_channels, *x.shape[2:]), dtype=x.dtype)
@@ -119,7 +130,7 @@ def temporal_shift_torch(x: torch.Tensor, n_segments: int, fold_div: int = 8,
     c = int(x.shape[1])  # static; the batch dim stays symbolic when traced for ONNX export
     if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
         _check(x.shape[0], n_segments)
-    spec = ShiftSpec(c, fold_div, two_unit_div)
+    spec = shift_spec(c, fold_div, two_unit_div)
     v = x.reshape(-1, n_segments, c, *x.shape[2:])
     parts = []
     for s, n, d in spec.bands():

@@ -36,7 +36,8 @@ def run_dir(workdir, data):
     out = workdir / "run"
     common = ["--model", "tsm_resnet18", "--data", data, "--out", out, "--segments", 4, "--width", 8,
               "--size", 32, "--batch-size", 4]
-    edge("train", *common, "--epochs", 1)
+    r = edge("train", *common, "--epochs", 1)
+    assert "data: train 12 videos, 0 skipped (unreadable); test 4 videos, 0 skipped" in r.stderr
     first = json.loads((out / "history.json").read_text())
     edge("train", *common, "--epochs", 2, "--resume")
     history = json.loads((out / "history.json").read_text())
@@ -110,6 +111,14 @@ def test_bad_input_is_one_line_and_exit_2(args, needle):
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_file_that_is_not_a_checkpoint_is_one_line_and_exit_2(data, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a checkpoint\n")
+    r = edge("eval", "--ckpt", bad, "--data", data, check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(f"error: checkpoint {bad}: not an edge checkpoint")
 
 
 def test_missing_source_file_is_one_line_and_exit_2(bundle, workdir):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 
 from edge.bundle import ClipSpec
@@ -15,12 +15,7 @@ from edge.errors import EdgeError
 from edge.preprocess import Preprocess
 from train.data import ClipDataset, dataset_from_dir
 from train.engine import Checkpoint, FitConfig, evaluate, fit
-
-
-def _window_frames(items: list, fallback: int = 32) -> int:
-    """The runtime window should span what a training video spans: the median video length."""
-    lengths = [n for n in (getattr(it, "num_frames", None) for it in items) if n]
-    return int(np.median(lengths)) if lengths else fallback
+from train.models import list_models
 
 
 def train_run(model_name: str, data_root: Path, out: Path, *, epochs: int = 15, batch_size: int = 16,
@@ -31,21 +26,19 @@ def train_run(model_name: str, data_root: Path, out: Path, *, epochs: int = 15, 
     test_items, _ = dataset_from_dir(data_root, "test")
     train_ds = ClipDataset(train_items, segments, pre, train=True, seed=seed)
     val_ds = ClipDataset(test_items, segments, pre, train=False, seed=seed)
-    window = train_ds.median_frames() if hasattr(train_ds, "median_frames") else _window_frames(train_items)
+    window = train_ds.median_frames()  # the runtime window spans what a training video spans
     clip = ClipSpec(num_segments=segments, window_frames=max(window, segments),
                     stride_frames=max(1, window // 4))
     config: dict[str, Any] = {"num_classes": len(labels), "num_segments": segments, "width": width}
     start = Checkpoint(model_name, config, {}, labels,
                        {"preprocess": pre.to_dict(), "clip": clip.to_dict(), "shape": [segments, 3, size, size]},
                        {"data": str(Path(data_root).resolve())})
-    try:
-        from train.models import build_model
-
-        build_model(model_name, **config)
-    except KeyError as e:
-        raise EdgeError(f"--model: {e.args[0]}") from None
+    if model_name not in list_models():
+        raise EdgeError(f"--model: unknown model {model_name!r}; available: {', '.join(list_models())}")
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    return fit(start, train_ds, val_ds, out, cfg, resume=resume, progress=progress)
+    best = fit(start, train_ds, val_ds, out, cfg, resume=resume, progress=progress)
+    print(f"data: train {train_ds.summary()}; test {val_ds.summary()}", file=sys.stderr)
+    return best
 
 
 def load_test_dataset(ckpt: Checkpoint, data_root: Path) -> ClipDataset:
@@ -60,6 +53,7 @@ def evaluate_checkpoint(path: Path, data_root: Path) -> dict[str, Any]:
     ckpt = Checkpoint.load(path)
     ds = load_test_dataset(ckpt, data_root)
     result = evaluate(ckpt.build(), DataLoader(ds, batch_size=16), len(ckpt.labels), progress=True)
+    print(f"data: test {ds.summary()}", file=sys.stderr)
     result["labels"] = ckpt.labels
     result["per_class"] = per_class_accuracy(np.asarray(result["confusion"]), ckpt.labels)
     result["order_accuracy"] = order_accuracy(np.asarray(result["confusion"]), ckpt.labels)
@@ -100,7 +94,7 @@ def eval_clips(data_root: str | Path, preprocess: Preprocess, num_segments: int,
     ds = ClipDataset(items, num_segments, preprocess, train=False)
     for i in range(len(ds)):
         x, y = ds[i]
-        yield (x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)), int(y)
+        yield x.numpy(), int(y)
 
 
 def calibration_clips(data_root: str | Path, preprocess: Preprocess, num_segments: int, labels: list[str],

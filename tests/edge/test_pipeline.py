@@ -74,10 +74,10 @@ def test_bad_sources_are_one_line_errors(color_bundle, source, message):
 def test_a_file_that_is_not_a_video_is_a_clear_error(color_bundle, tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00" * 1000)
-    out = tmp_path / "never.mp4"
+    out, events = tmp_path / "never.mp4", tmp_path / "never.jsonl"
     with pytest.raises(EdgeError, match="bad.mp4"):
-        run(color_bundle, open_backend(color_bundle), f"file://{bad}", [f"file://{out}"])
-    assert not out.exists() and not list(tmp_path.glob(".*part*"))
+        run(color_bundle, open_backend(color_bundle), f"file://{bad}", [f"file://{out}", f"json://{events}"])
+    assert not out.exists() and not events.exists() and not list(tmp_path.glob(".*part*"))
 
 
 @pytest.mark.parametrize("output, message", [
