@@ -17,6 +17,16 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def resize_short_side(image: np.ndarray, short: int, min_side: int = 1) -> np.ndarray:
+    """Scale ``image`` so its shorter side is ``short`` (each side at least ``min_side``): area averaging
+    when shrinking, bilinear when enlarging. Training's decode cache and the runtime both resize through
+    here, so a clip is interpolated the same way wherever it comes from."""
+    h, w = image.shape[:2]
+    scale = short / min(h, w)
+    size = (max(min_side, round(w * scale)), max(min_side, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """Resize the shorter side to ``resize``, center-crop ``size`` x ``size``, scale to [0,1], normalize.
@@ -37,10 +47,8 @@ class Preprocess:
         """One RGB uint8 (H, W, 3) frame -> float32 (3, size, size)."""
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"preprocess: expected an (H, W, 3) RGB frame, got shape {rgb.shape}")
-        h, w = rgb.shape[:2]
-        scale = self.resize / min(h, w)
-        nh, nw = max(self.size, round(h * scale)), max(self.size, round(w * scale))
-        resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        resized = resize_short_side(rgb, self.resize, self.size)
+        nh, nw = resized.shape[:2]
         top, left = (nh - self.size) // 2, (nw - self.size) // 2
         crop = resized[top : top + self.size, left : left + self.size]
         out = crop.astype(np.float32) * (1.0 / 255.0)
@@ -62,4 +70,4 @@ class Preprocess:
                    mean=tuple(float(v) for v in d["mean"]), std=tuple(float(v) for v in d["std"]))
 
 
-__all__ = ["Preprocess", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["Preprocess", "resize_short_side", "IMAGENET_MEAN", "IMAGENET_STD"]

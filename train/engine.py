@@ -115,18 +115,21 @@ def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitC
         opt.load_state_dict(last.train_state["optimizer"])
         steps_done = last.train_state["scheduler"]["last_epoch"]
         start, best, history = last.train_state["epoch"] + 1, last.train_state["best"], last.train_state["history"]
-        torch.set_rng_state(last.train_state["rng"])
     # Rebuilt from the step count rather than loaded: resuming with more --epochs stretches the one-cycle
     # schedule over the new total instead of running past its end.
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
                                                 steps_per_epoch=max(1, -(-len(train_ds) // cfg.batch_size)),
                                                 pct_start=0.2, last_epoch=steps_done - 1)
-    gen = torch.Generator().manual_seed(cfg.seed + start)
+    gen = torch.Generator()
     train_loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
                               num_workers=cfg.workers, drop_last=len(train_ds) > cfg.batch_size)
     val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, num_workers=cfg.workers)
     loss_fn = nn.CrossEntropyLoss()
     for epoch in range(start, cfg.epochs):
+        # Every random draw of an epoch (shuffle, frame offsets, jitter, dropout) is a function of (seed,
+        # epoch) alone, so a run resumed after epoch k repeats exactly what the uninterrupted run did.
+        seed_everything(cfg.seed + epoch)
+        gen.manual_seed(cfg.seed + epoch)
         model.train()
         bar = tqdm(train_loader, desc=f"{ckpt.model} epoch {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not progress)
@@ -148,7 +151,7 @@ def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitC
         improved = val["accuracy"] > best
         best = max(best, val["accuracy"])
         train_state = {**ckpt.train_state, "epoch": epoch, "best": best, "history": history, "optimizer": opt.state_dict(),
-                       "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "fit": cfg.__dict__}
+                       "scheduler": sched.state_dict(), "fit": cfg.__dict__}
         current = Checkpoint(ckpt.model, ckpt.config, state, ckpt.labels, ckpt.input, train_state)
         current.save(out / "last.pt")
         if improved:

@@ -24,8 +24,8 @@ def train_run(model_name: str, data_root: Path, out: Path, *, epochs: int = 15, 
     pre = Preprocess(size=size, resize=round(size * 1.125))
     train_items, labels = dataset_from_dir(data_root, "train")
     test_items, _ = dataset_from_dir(data_root, "test")
-    train_ds = ClipDataset(train_items, segments, pre, train=True, seed=seed)
-    val_ds = ClipDataset(test_items, segments, pre, train=False, seed=seed)
+    train_ds = ClipDataset(train_items, segments, pre, train=True)
+    val_ds = ClipDataset(test_items, segments, pre, train=False)
     window = train_ds.median_frames()  # the runtime window spans what a training video spans
     clip = ClipSpec(num_segments=segments, window_frames=max(window, segments),
                     stride_frames=max(1, window // 4))

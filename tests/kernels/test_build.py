@@ -60,6 +60,38 @@ def test_rebuild_is_cached(built):
         assert lib.with_suffix(".so.key").is_file()
 
 
+@needs_nvcc
+def test_a_second_build_reuses_the_library_and_a_changed_source_or_toolchain_rebuilds(monkeypatch, tmp_path):
+    monkeypatch.setattr(build, "BUILD_DIR", tmp_path / "build")
+    src = tmp_path / "probe.cu"
+    src.write_text('extern "C" __global__ void probe(float* x) { x[threadIdx.x] = 1.0f; }\n')
+    nv, archs = build.nvcc(), [build.supported_archs(build.nvcc())[0]]
+
+    def build_and_stat(version="v1"):
+        lib, rebuilt = build.build_one(src, nv, archs, version)
+        return rebuilt, lib.stat().st_mtime_ns
+
+    first = build_and_stat()
+    assert first[0] and build.library_path("probe").is_file()
+    assert build_and_stat() == (False, first[1])  # nothing changed: not recompiled, file untouched
+    assert build_and_stat("v2")[0]  # another nvcc
+    src.write_text(src.read_text().replace("1.0f", "2.0f"))
+    assert build_and_stat("v2")[0]  # a changed source
+    assert not build_and_stat("v2")[0]
+    assert sorted(p.name for p in (tmp_path / "build").iterdir()) == ["libprobe.so", "libprobe.so.key"]
+
+
+@needs_nvcc
+def test_a_compile_error_is_reported_and_leaves_no_library(monkeypatch, tmp_path):
+    monkeypatch.setattr(build, "BUILD_DIR", tmp_path / "build")
+    src = tmp_path / "broken.cu"
+    src.write_text("this is not C++\n")
+    nv = build.nvcc()
+    with pytest.raises(build.BuildError, match="nvcc failed on broken.cu"):
+        build.build_one(src, nv, [build.supported_archs(nv)[0]], "v1")
+    assert not list((tmp_path / "build").iterdir())
+
+
 def test_missing_nvcc_gives_the_reference_with_one_notice(monkeypatch, tmp_path, caplog):
     monkeypatch.setattr(build, "BUILD_DIR", tmp_path)
     monkeypatch.setattr(build, "nvcc", lambda: None)

@@ -38,6 +38,31 @@ def test_malformed_csr_is_refused():
         CSRMatrix(np.array([0, 1, 1]), np.array([5]), np.array([1.0]), (2, 2))
 
 
+@pytest.mark.parametrize("col, ok", [(-1, False), (0, True), (2, True), (3, False)])
+def test_column_indices_are_bounded_by_exactly_cols(col, ok):
+    make = lambda: CSRMatrix(np.array([0, 1, 1]), np.array([col]), np.array([1.0]), (2, 3))  # noqa: E731
+    if ok:
+        assert make().to_dense()[0, col] == 1.0
+    else:
+        with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
+            make()
+
+
+@pytest.mark.parametrize("row_ptr, nnz", [([1, 1, 1], 0), ([0, 1, 2], 1), ([0, 1], 1), ([0, 1, 1, 1], 1)])
+def test_row_pointers_must_start_at_zero_end_at_nnz_and_cover_every_row(row_ptr, nnz):
+    with pytest.raises(ValueError, match="row_ptr does not describe 2 rows"):
+        CSRMatrix(np.array(row_ptr), np.zeros(nnz, np.int32), np.ones(nnz, np.float32), (2, 3))
+
+
+def test_values_and_indices_must_pair_up_and_values_keep_fp16():
+    with pytest.raises(ValueError, match="differ in length"):
+        CSRMatrix(np.array([0, 1, 2]), np.array([0, 1]), np.array([1.0]), (2, 3))
+    half = CSRMatrix(np.array([0, 1, 1]), np.array([2]), np.array([1.5], np.float16), (2, 3))
+    wide = CSRMatrix(np.array([0, 1, 1]), np.array([2]), np.array([1.5], np.float64), (2, 3))
+    assert half.values.dtype == np.float16 and wide.values.dtype == np.float32
+    assert (half.density, half.mean_row_length) == (1 / 6, 0.5)
+
+
 def test_wrong_x_shape_names_the_expected_one():
     with pytest.raises(ValueError, match=r"expected \(4,\) or \(4, k\)"):
         csr_spmv(CSRMatrix.from_dense(A), np.zeros(3, np.float32))

@@ -95,9 +95,25 @@ def test_unreadable_and_truncated_videos_are_skipped_and_counted(synth, tmp_path
 
 def test_clip_dataset_shapes_and_labels(synth):
     items, labels = dataset_from_dir(synth, "train")
-    ds = ClipDataset(items, 4, Preprocess(32, 36), train=True, seed=0)
+    ds = ClipDataset(items, 4, Preprocess(32, 36), train=True)
     x, y = ds[0]
     assert x.shape == (4, 3, 32, 32) and x.dtype == torch.float32 and y == items[0].label
-    test = ClipDataset(items, 4, Preprocess(32, 36), train=False)
-    assert np.array_equal(test[0][0].numpy(), test[0][0].numpy())  # test sampling is deterministic
+    assert [ds[i][1] for i in range(len(ds))] == [it.label for it in items]
     assert ds.median_frames() == 12
+
+
+def test_training_clips_are_a_function_of_torch_seed_and_index_test_clips_are_fixed(synth):
+    items, _ = dataset_from_dir(synth, "train")
+    train = ClipDataset(items, 4, Preprocess(32, 36), train=True)
+    test = ClipDataset(items, 4, Preprocess(32, 36), train=False)
+    draws = []
+    for seed in (1, 1, 2):
+        torch.manual_seed(seed)
+        draws.append((train[0][0].numpy(), train[1][0].numpy(), test[0][0].numpy()))
+    assert np.array_equal(draws[0][0], draws[1][0])  # same seed, same clip: --resume repeats an epoch
+    assert not np.array_equal(draws[0][0], draws[2][0])  # another epoch's seed: other offsets/jitter
+    assert not np.array_equal(draws[0][0], draws[0][1])  # items do not share one draw
+    assert np.array_equal(draws[0][2], draws[2][2])  # test sampling ignores the seed
+    frames = test.frames[0]
+    centres = Preprocess(32, 36).clip([frames[j] for j in (1, 4, 7, 10)])  # 12 frames, 4 segment centres
+    assert np.array_equal(draws[0][2], centres)

@@ -122,12 +122,15 @@ def dataset_from_dir(root: Path, subset: str) -> tuple[list[VideoItem], list[str
 
 class ClipDataset(Dataset):
     """(T, 3, S, S) float32 clips sampled TSN-style. Each video is decoded once and cached at the
-    preprocessing's resize size, so epochs after the first cost no decoding."""
+    preprocessing's resize size, so epochs after the first cost no decoding.
+
+    A training clip's random frame offsets and jitter are drawn from (torch's seed, item index): the fit
+    loop seeds torch per epoch and DataLoader workers get their own seeds from it, so sampling is
+    reproducible (``--resume`` repeats it) and never the same in two workers."""
 
     def __init__(self, items: list[VideoItem], num_segments: int, preprocess: Preprocess, train: bool,
-                 seed: int = 0, progress: bool = False) -> None:
+                 progress: bool = False) -> None:
         self.num_segments, self.preprocess, self.train = num_segments, preprocess, train
-        self.rng = np.random.default_rng(seed)
         self.items: list[VideoItem] = []
         self.frames: list[np.ndarray] = []
         self.skipped: list[tuple[Path, str]] = []
@@ -153,8 +156,9 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         frames = self.frames[i]
-        idx = tsn_indices(len(frames), self.num_segments, self.train, self.rng)
+        rng = np.random.default_rng([torch.initial_seed(), i])
+        idx = tsn_indices(len(frames), self.num_segments, self.train, rng)
         clip = self.preprocess.clip([frames[j] for j in idx])
         if self.train:  # photometric jitter only: flips or crops would change direction labels
-            clip = clip * self.rng.uniform(0.8, 1.2) + self.rng.uniform(-0.2, 0.2)
+            clip = clip * rng.uniform(0.8, 1.2) + rng.uniform(-0.2, 0.2)
         return torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32)), self.items[i].label

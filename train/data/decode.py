@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from edge.errors import EdgeError
+from edge.preprocess import resize_short_side
 
 
 class VideoDecodeError(EdgeError):
@@ -33,9 +34,7 @@ def read_video(path: str | Path, short_side: int | None = None) -> np.ndarray:
             if not ok:
                 break
             if short_side:
-                h, w = bgr.shape[:2]
-                s = short_side / min(h, w)
-                bgr = cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+                bgr = resize_short_side(bgr, short_side)
             frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     finally:
         cap.release()

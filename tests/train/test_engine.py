@@ -1,0 +1,131 @@
+"""The fit/evaluate loop: accuracy and confusion on hand-made predictions, what `edge eval` derives from
+them, checkpoints, and a resume that continues exactly where an interrupted run stopped."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from edge.preprocess import Preprocess
+from train.data import ClipDataset, dataset_from_dir
+from train.data.synth import generate
+from train.engine import Checkpoint, FitConfig, evaluate, fit, seed_everything
+from train.models import build_model
+from train.run import order_accuracy, per_class_accuracy
+
+
+class Oracle(nn.Module):
+    """Predicts the class written in each clip's first value: a model whose answers the test chooses."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(x[:, 0].long(), self.num_classes).float()
+
+
+def test_evaluate_counts_true_labels_in_rows_and_predictions_in_columns():
+    truth, pred = [0, 0, 0, 1, 1, 2, 2, 2, 2], [0, 1, 2, 1, 1, 2, 2, 0, 2]
+    x = torch.tensor(pred, dtype=torch.float32)[:, None]
+    y = torch.tensor(truth)
+    loader = [(x[:4], y[:4]), (x[4:], y[4:])]  # two batches of unequal size
+    r = evaluate(Oracle(3), loader, 3)
+    assert r["confusion"] == [[1, 1, 1], [0, 2, 0], [1, 0, 3]]
+    assert r["clips"] == 9 and r["accuracy"] == pytest.approx(6 / 9)
+
+
+LABELS = ["move_left", "move_right", "move_up", "move_down", "appear"]
+CONFUSION = np.array([
+    [3, 1, 1, 0, 0],  # move_left: 3 right, 1 taken for its reverse, 1 for another pair
+    [2, 2, 0, 0, 0],
+    [0, 0, 4, 0, 0],
+    [0, 0, 1, 1, 2],
+    [0, 0, 0, 0, 5],  # "appear": its partner "disappear" is not in this label set
+])
+
+
+def test_per_class_accuracy_is_the_diagonal_over_each_row():
+    acc = per_class_accuracy(CONFUSION, LABELS)
+    assert acc == pytest.approx({"move_left": 3 / 5, "move_right": 2 / 4, "move_up": 1.0, "move_down": 1 / 4,
+                                 "appear": 1.0})
+    empty = per_class_accuracy(np.array([[1, 0], [0, 0]]), ["a", "b"])
+    assert empty["a"] == 1.0 and np.isnan(empty["b"])
+
+
+def test_order_accuracy_counts_only_predictions_within_a_time_reversal_pair():
+    # right within pairs: 3 + 2 + 4 + 1 = 10 of (3+1) + (2+2) + (4+0) + (1+1) = 14; other-pair errors and
+    # the partnerless class are left out
+    assert order_accuracy(CONFUSION, LABELS) == pytest.approx(10 / 14)
+    assert order_accuracy(CONFUSION[4:, 4:], ["appear"]) is None  # no pair at all
+    assert order_accuracy(np.eye(2, dtype=int), ["walk", "run"]) is None  # not the synthetic set
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = generate(tmp_path_factory.mktemp("engine") / "synth", classes=2, videos_per_class=4, seed=1,
+                    frames=8, size=32, progress=False).out
+    pre = Preprocess(16, 18)
+    train_items, labels = dataset_from_dir(root, "train")
+    test_items, _ = dataset_from_dir(root, "test")
+    return (ClipDataset(train_items, 2, pre, train=True), ClipDataset(test_items, 2, pre, train=False), labels,
+            pre)
+
+
+def start_checkpoint(labels, pre) -> Checkpoint:
+    return Checkpoint("tsm_resnet18", {"num_classes": len(labels), "num_segments": 2, "width": 4}, {}, labels,
+                      {"preprocess": pre.to_dict(), "clip": {"num_segments": 2, "window_frames": 8,
+                                                             "stride_frames": 2}})
+
+
+class InterruptedAfter(Dataset):
+    """The training set, with Ctrl-C arriving at the ``n``-th clip read: a run killed mid-epoch."""
+
+    def __init__(self, ds: Dataset, n: int) -> None:
+        self.ds, self.n, self.reads = ds, n, 0
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        self.reads += 1
+        if self.reads == self.n:
+            raise KeyboardInterrupt
+        return self.ds[i]
+
+
+def test_resume_after_an_interruption_ends_where_the_uninterrupted_run_ends(tiny_data, tmp_path):
+    train_ds, val_ds, labels, pre = tiny_data
+    cfg = FitConfig(epochs=3, batch_size=2, lr=1e-2, seed=4)
+    whole = fit(start_checkpoint(labels, pre), train_ds, val_ds, tmp_path / "whole", cfg, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # dies in epoch 2, after epoch 1's last.pt was written
+        fit(start_checkpoint(labels, pre), InterruptedAfter(train_ds, len(train_ds) + 3), val_ds,
+            tmp_path / "cut", cfg, progress=False)
+    assert Checkpoint.load(tmp_path / "cut" / "last.pt").train_state["epoch"] == 0
+    resumed = fit(start_checkpoint(labels, pre), train_ds, val_ds, tmp_path / "cut", cfg, resume=True,
+                  progress=False)
+    a, b = (Checkpoint.load(p / "last.pt") for p in (tmp_path / "whole", tmp_path / "cut"))
+    # weights, optimizer moments and the LR schedule all carried over: the same numbers, not just the
+    # same history length
+    for k, v in a.state_dict.items():
+        assert torch.allclose(v.float(), b.state_dict[k].float(), atol=1e-6), k
+    assert a.train_state["scheduler"]["last_epoch"] == b.train_state["scheduler"]["last_epoch"] == 3 * 3
+    assert a.train_state["history"] == b.train_state["history"]
+    assert whole.train_state["best"] == resumed.train_state["best"]
+    seed_everything(cfg.seed)  # the initial weights fit starts from: training must have moved them
+    init = build_model("tsm_resnet18", **start_checkpoint(labels, pre).config).state_dict()
+    assert not torch.allclose(init["fc.weight"], a.state_dict["fc.weight"])
+
+
+def test_best_checkpoint_is_the_best_validated_epoch_and_rebuilds_exactly(tiny_data, tmp_path):
+    train_ds, val_ds, labels, pre = tiny_data
+    best = fit(start_checkpoint(labels, pre), train_ds, val_ds, tmp_path, FitConfig(epochs=2, batch_size=2),
+               progress=False)
+    history = best.train_state["history"]
+    assert best.train_state["best"] == max(h["val_accuracy"] for h in history)
+    net = best.build()
+    assert not net.training
+    clips = torch.stack([val_ds[i][0] for i in range(len(val_ds))])
+    r = evaluate(net, [(clips, torch.tensor([val_ds[i][1] for i in range(len(val_ds))]))], len(labels))
+    assert r["accuracy"] == pytest.approx(best.train_state["val"]["accuracy"])
