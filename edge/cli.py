@@ -5,6 +5,7 @@ imports neither (a Jetson image with only the runtime still gets a working ``edg
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -58,16 +59,20 @@ def _unavailable(name: str, missing: str) -> click.Command:
 @click.option("--precision", default="fp32", show_default=True, help="fp32 or int8")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or tensorrt (ORT provider)")
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
+@click.option("--max-reconnects", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Give up on a dropped live source after this many consecutive reconnects (0: never).")
 def run(bundle_dir: Path, source: str, outputs: tuple[str, ...], backend: str, precision: str, device: str,
-        max_frames: int | None) -> None:
+        max_frames: int | None, max_reconnects: int) -> None:
     """Classify a video stream with a bundle and write the annotated video / events."""
     from edge.backends import open_backend
     from edge.bundle import Bundle
     from edge.pipeline import run as run_pipeline
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # reconnects, one line each on stderr
     bundle = Bundle.load(bundle_dir)
     engine = open_backend(bundle, backend, precision, device)
-    summary = run_pipeline(bundle, engine, source, list(outputs), max_frames=max_frames)
+    summary = run_pipeline(bundle, engine, source, list(outputs), max_frames=max_frames,
+                           max_reconnects=max_reconnects)
     click.echo(summary.describe())
 
 

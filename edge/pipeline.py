@@ -2,12 +2,13 @@
 
 GStreamer does decoding, colour conversion and (on Jetson) the camera; Python pulls RGB frames from the
 appsink, keeps the clip window, runs the backend and feeds the sinks. EOS and Ctrl-C (or SIGTERM from a
-service manager) end the run cleanly with every output finalized. A live source that drops is rebuilt
-with backoff; a source that cannot be opened at all is a one-line EdgeError.
+service manager) end the run cleanly with every output finalized. A live source that drops after it
+delivered frames is reconnected with backoff; a first connection that fails is a one-line EdgeError.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from collections.abc import Iterator
@@ -23,7 +24,13 @@ from edge.sinks import Decision, Sink, open_sink
 from edge.sources import Source, parse_source
 from edge.window import ScoreSmoother, SlidingWindow, softmax
 
-PULL_TIMEOUT_S = 5.0
+log = logging.getLogger(__name__)
+
+PULL_TIMEOUT_S = 5.0  # no frame for this long: a stalled source
+POLL_S = 0.1  # how often a wait for a frame looks at the bus for errors
+EOS = "end of stream"
+BACKOFF_S, BACKOFF_MAX_S = 0.25, 8.0  # reconnect delay: doubles per consecutive failure, capped
+STABLE_S = 10.0  # a source up this long with frames arriving is healthy again: failures reset
 
 
 @dataclass
@@ -44,7 +51,7 @@ class RunSummary:
 
 
 class SourceDropped(Exception):
-    """A live source errored or ended: rebuild it."""
+    """A live source errored, ended, stalled or failed to reopen: retry it."""
 
 
 def _frame_from_sample(sample) -> tuple[np.ndarray, float, float]:
@@ -75,39 +82,43 @@ def _bus_error(pipe) -> str | None:
     return err.message
 
 
-def frames(source: Source) -> Iterator[tuple[np.ndarray, float, float]]:
-    """Frames of one connection to ``source``. Raises SourceDropped for a live source that fails after
-    it started, EdgeError for one that never produced a frame."""
+def frames(source: Source, reconnect: bool = False) -> Iterator[tuple[np.ndarray, float, float]]:
+    """Frames of one connection to ``source``, ending at EOS. A live source that errors, ends or stalls
+    for PULL_TIMEOUT_S after it started (or, when ``reconnect``, before) raises SourceDropped so the caller
+    can retry; any other failure is a one-line EdgeError, so a first connection to a bad URI fails fast.
+    Pulls in short slices to see bus errors (a vanished RTSP server) at once, not after the timeout."""
     Gst, _ = gst()
     pipe = launch(source.description)
     sink = pipe.get_by_name("sink")
-    started = False
+    started, reason = False, None
     try:
         if pipe.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
-            raise EdgeError(f"--source {source.uri}: cannot be opened ({_bus_error(pipe) or 'state change failed'})")
-        while True:
-            sample = sink.emit("try-pull-sample", int(PULL_TIMEOUT_S * Gst.SECOND))
+            reason = f"cannot be opened ({_bus_error(pipe) or 'state change failed'})"
+        deadline = time.monotonic() + PULL_TIMEOUT_S
+        while reason is None:
+            sample = sink.emit("try-pull-sample", int(POLL_S * Gst.SECOND))
             if sample is not None:
                 started = True
                 yield _frame_from_sample(sample)
-                continue
-            error = _bus_error(pipe)
-            if error is None and not sink.props.eos and source.live:
-                continue  # a slow live source: keep waiting
-            if source.live and started:
-                raise SourceDropped(error or "end of stream")
-            if error is not None:
-                raise EdgeError(f"--source {source.uri}: {error}")
-            if not started and not sink.props.eos:
-                raise EdgeError(f"--source {source.uri}: no frames within {PULL_TIMEOUT_S:.0f} s")
-            return
+                deadline = time.monotonic() + PULL_TIMEOUT_S
+            elif (error := _bus_error(pipe)) is not None:
+                reason = error
+            elif sink.props.eos:
+                reason = EOS
+            elif time.monotonic() > deadline:
+                reason = f"no frames within {PULL_TIMEOUT_S:.0f} s"
+        if source.live and (started or reconnect):
+            raise SourceDropped(reason)
+        if reason != EOS:
+            raise EdgeError(f"--source {source.uri}: {reason}")
     finally:
         pipe.set_state(Gst.State.NULL)
 
 
 def run(bundle: Bundle, backend: Backend, source: str, outputs: list[str], max_frames: int | None = None,
-        smoothing: int = 1, max_reconnects: int = 10) -> RunSummary:
-    """Classify ``source`` until EOS, ``max_frames`` or Ctrl-C; returns what happened."""
+        smoothing: int = 1, max_reconnects: int = 0, stable_s: float = STABLE_S) -> RunSummary:
+    """Classify ``source`` until EOS, ``max_frames`` or Ctrl-C; returns what happened. A live source that
+    drops is reconnected with backoff, forever unless ``max_reconnects`` bounds the consecutive attempts."""
     src = parse_source(source)
     sinks: list[Sink] = []
     summary = RunSummary()
@@ -116,7 +127,7 @@ def run(bundle: Bundle, backend: Backend, source: str, outputs: list[str], max_f
     ok = False
     try:
         sinks = [open_sink(o) for o in outputs]
-        _loop(bundle, backend, src, sinks, summary, max_frames, smoothing, max_reconnects)
+        _loop(bundle, backend, src, sinks, summary, max_frames, smoothing, max_reconnects, stable_s)
         ok = True
     except KeyboardInterrupt:
         summary.interrupted, ok = True, True
@@ -129,13 +140,23 @@ def run(bundle: Bundle, backend: Backend, source: str, outputs: list[str], max_f
 
 
 def _loop(bundle: Bundle, backend: Backend, src: Source, sinks: list[Sink], summary: RunSummary,
-          max_frames: int | None, smoothing: int, max_reconnects: int) -> None:
+          max_frames: int | None, smoothing: int, max_reconnects: int, stable_s: float) -> None:
+    """One connection after another until EOS or ``max_frames``. Once the run has had frames, a drop or
+    a failed reopen is retried after 0.25 s doubling up to 8 s; the count of consecutive failures (which
+    sets the delay and is bounded by ``max_reconnects``) only resets after ``stable_s`` of frames, so a
+    flapping source backs off instead of reconnecting at the first step forever."""
     failures = 0
     while True:
-        window, smoother, current = SlidingWindow(bundle.clip), ScoreSmoother(smoothing), None
+        window, smoother, current, up_since = SlidingWindow(bundle.clip), ScoreSmoother(smoothing), None, None
         try:
-            for rgb, t, fps in frames(src):
-                failures = 0
+            for rgb, t, fps in frames(src, reconnect=summary.frames > 0):
+                now = time.monotonic()
+                if up_since is None:
+                    up_since = now
+                    if failures:
+                        log.info("%s: reconnected", src.uri)
+                elif now - up_since >= stable_s:
+                    failures = 0
                 decision = _step(bundle, backend, window, smoother, rgb, t, summary)
                 if decision is not None:
                     current = decision
@@ -148,11 +169,14 @@ def _loop(bundle: Bundle, backend: Backend, src: Source, sinks: list[Sink], summ
                     return
             return
         except SourceDropped as e:
+            if max_reconnects and failures >= max_reconnects:
+                raise EdgeError(f"--source {src.uri}: still failing; giving up after {failures} reconnect "
+                                f"attempts ({e})") from None
             failures += 1
-            if failures > max_reconnects:
-                raise EdgeError(f"--source {src.uri}: dropped {failures} times in a row ({e}); giving up") from None
             summary.reconnects += 1
-            time.sleep(min(0.25 * 2 ** (failures - 1), 8.0))
+            delay = min(BACKOFF_S * 2 ** (failures - 1), BACKOFF_MAX_S)
+            log.warning("%s: dropped (%s); reconnect %d in %.2f s", src.uri, e, failures, delay)
+            time.sleep(delay)
 
 
 def _step(bundle: Bundle, backend: Backend, window: SlidingWindow, smoother: ScoreSmoother, rgb: np.ndarray,

@@ -50,12 +50,10 @@ class CSRMatrix:
         a = np.asarray(a)
         if a.ndim != 2:
             raise ValueError(f"CSRMatrix.from_dense: expected a 2-D matrix, got shape {a.shape}")
-        mask = np.abs(a) > threshold
-        rows, cols = np.nonzero(mask)
-        row_ptr = np.zeros(a.shape[0] + 1, dtype=np.int64)
-        np.add.at(row_ptr, rows + 1, 1)
-        values = a[rows, cols].astype(dtype or (a.dtype if a.dtype in (np.float16, np.float32) else np.float32))
-        return cls(np.cumsum(row_ptr), cols, values, (int(a.shape[0]), int(a.shape[1])))
+        rows, cols = np.nonzero(np.abs(a) > threshold)
+        row_ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=a.shape[0]))])
+        values = a[rows, cols] if dtype is None else a[rows, cols].astype(dtype)  # else: kept, fp32 if neither
+        return cls(row_ptr, cols, values, (int(a.shape[0]), int(a.shape[1])))
 
     @classmethod
     def from_scipy(cls, m: Any) -> CSRMatrix:

@@ -68,11 +68,12 @@ class Checkpoint:
         if not p.is_file():
             raise EdgeError(f"checkpoint {p}: no such file")
         try:
-            d = torch.load(p, map_location="cpu", weights_only=False)
+            d = torch.load(p, map_location="cpu")
             return cls(model=d["model"], config=d["config"], state_dict=d["state_dict"], labels=d["labels"],
                        input=d["input"], train_state=d.get("train_state", {}))
         except Exception as e:  # torch.load/unpickling raise many types on a file that is not a checkpoint
-            raise EdgeError(f"checkpoint {p}: not an edge checkpoint ({type(e).__name__}: {e})") from None
+            first = (str(e).strip().splitlines() or [""])[0]  # torch's unpickling errors run to many lines
+            raise EdgeError(f"checkpoint {p}: not an edge checkpoint ({type(e).__name__}: {first})") from None
 
 
 @torch.no_grad()
@@ -105,7 +106,7 @@ def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitC
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     model = build_model(ckpt.model, **ckpt.config)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), weight_decay=cfg.weight_decay)  # lr: set by the schedule
     start, best, history, steps_done = 0, -1.0, [], 0
     if resume:
         if not (out / "last.pt").is_file():
@@ -115,38 +116,36 @@ def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitC
         opt.load_state_dict(last.train_state["optimizer"])
         steps_done = last.train_state["scheduler"]["last_epoch"]
         start, best, history = last.train_state["epoch"] + 1, last.train_state["best"], last.train_state["history"]
+    # The shuffle draws from torch's global generator, which every epoch re-seeds (below).
+    train_loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.workers,
+                              drop_last=len(train_ds) > cfg.batch_size)
+    val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, num_workers=cfg.workers)
     # Rebuilt from the step count rather than loaded: resuming with more --epochs stretches the one-cycle
     # schedule over the new total instead of running past its end.
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
-                                                steps_per_epoch=max(1, -(-len(train_ds) // cfg.batch_size)),
-                                                pct_start=0.2, last_epoch=steps_done - 1)
-    gen = torch.Generator()
-    train_loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
-                              num_workers=cfg.workers, drop_last=len(train_ds) > cfg.batch_size)
-    val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, num_workers=cfg.workers)
+                                                steps_per_epoch=len(train_loader), pct_start=0.2,
+                                                last_epoch=steps_done - 1)
     loss_fn = nn.CrossEntropyLoss()
     for epoch in range(start, cfg.epochs):
         # Every random draw of an epoch (shuffle, frame offsets, jitter, dropout) is a function of (seed,
         # epoch) alone, so a run resumed after epoch k repeats exactly what the uninterrupted run did.
         seed_everything(cfg.seed + epoch)
-        gen.manual_seed(cfg.seed + epoch)
         model.train()
-        bar = tqdm(train_loader, desc=f"{ckpt.model} epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not progress)
+        name = f"{ckpt.model} epoch {epoch + 1}/{cfg.epochs}"
+        bar = tqdm(train_loader, desc=name, leave=False, disable=not progress)
         total, n = 0.0, 0
         for x, y in bar:
             loss = loss_fn(model(x), y)
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             total, n = total + loss.item() * len(y), n + len(y)
             bar.set_postfix(loss=f"{total / n:.3f}")
         val = evaluate(model, val_loader, len(ckpt.labels))
-        history.append({"epoch": epoch + 1, "train_loss": total / max(n, 1), "val_accuracy": val["accuracy"]})
+        history.append({"epoch": epoch + 1, "train_loss": total / n, "val_accuracy": val["accuracy"]})
         if progress:
-            tqdm.write(f"{ckpt.model} epoch {epoch + 1}/{cfg.epochs}: loss {total / max(n, 1):.3f}  "
-                       f"val clip acc {val['accuracy']:.3f}")
+            tqdm.write(f"{name}: loss {total / n:.3f}  val clip acc {val['accuracy']:.3f}")
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         improved = val["accuracy"] > best
         best = max(best, val["accuracy"])

@@ -55,12 +55,33 @@ def test_row_pointers_must_start_at_zero_end_at_nnz_and_cover_every_row(row_ptr,
 
 
 def test_values_and_indices_must_pair_up_and_values_keep_fp16():
-    with pytest.raises(ValueError, match="differ in length"):
+    with pytest.raises(ValueError, match="^CSRMatrix: values and col_idx differ in length$"):
         CSRMatrix(np.array([0, 1, 2]), np.array([0, 1]), np.array([1.0]), (2, 3))
     half = CSRMatrix(np.array([0, 1, 1]), np.array([2]), np.array([1.5], np.float16), (2, 3))
     wide = CSRMatrix(np.array([0, 1, 1]), np.array([2]), np.array([1.5], np.float64), (2, 3))
     assert half.values.dtype == np.float16 and wide.values.dtype == np.float32
     assert (half.density, half.mean_row_length) == (1 / 6, 0.5)
+
+
+def test_from_dense_takes_tensors_that_need_grad_keeps_or_sets_the_dtype_and_refuses_non_matrices():
+    w = torch.tensor([[0.0, 1.5], [2.5, 0.0], [0.0, 0.0]], requires_grad=True)  # a layer's weight
+    m = CSRMatrix.from_dense(w)
+    assert m.row_ptr.tolist() == [0, 1, 2, 2] and m.values.tolist() == [1.5, 2.5]
+    assert CSRMatrix.from_dense(w, dtype=np.float16).values.dtype == np.float16
+    assert CSRMatrix.from_dense(np.eye(2, dtype=np.float16)).values.dtype == np.float16
+    assert CSRMatrix.from_dense(np.eye(2, dtype=np.float64)).values.dtype == np.float32
+    assert CSRMatrix.from_dense(np.array([[0.1, -0.5, 0.3]]), threshold=0.2).col_idx.tolist() == [1, 2]
+    with pytest.raises(ValueError, match=r"^CSRMatrix.from_dense: expected a 2-D matrix, got shape \(3,\)$"):
+        CSRMatrix.from_dense(np.zeros(3))
+
+
+def test_device_arrays_are_uploaded_once_per_device():
+    m = CSRMatrix.from_dense(A)
+    cpu = m.device_arrays("cpu")
+    assert [t.tolist() for t in cpu] == [m.row_ptr.tolist(), m.col_idx.tolist(), m.values.tolist()]
+    assert m.device_arrays("cpu") is cpu
+    meta = m.device_arrays(torch.device("meta"))  # a second device: its own copies, not the CPU ones
+    assert all(t.device.type == "meta" for t in meta) and m.device_arrays("cpu") is cpu
 
 
 def test_wrong_x_shape_names_the_expected_one():

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,10 +25,26 @@ def test_tsn_train_offsets_are_random_but_seeded():
     b = tsn_indices(100, 8, True, np.random.default_rng(1))
     c = tsn_indices(100, 8, True, np.random.default_rng(2))
     assert a.tolist() == b.tolist() and a.tolist() != c.tolist()
+    assert tsn_indices(100, 8, True).dtype == np.int64  # no generator given: a fresh one
+    with pytest.raises(ValueError, match="^tsn_indices: video has no frames$"):
+        tsn_indices(0, 8, True)
 
 
 def test_clip_indices_are_consecutive_runs_one_per_part():
     idx = clip_indices(64, 4, 4, train=False)
     assert idx.tolist() == [[6, 7, 8, 9], [22, 23, 24, 25], [38, 39, 40, 41], [54, 55, 56, 57]]
+    assert idx.dtype == np.int64
+    # parts of 3.5 frames, shorter than a clip: no room to move, each clip starts where its part starts
+    assert clip_indices(7, 4, 2, train=False).tolist() == [[0, 1, 2, 3], [3, 4, 5, 6]]
+
+
+def test_clip_indices_in_training_start_anywhere_a_clip_fits_in_its_part():
+    starts = np.array([clip_indices(64, 4, 2, train=True, rng=np.random.default_rng(s))[:, 0] for s in range(300)])
+    # parts [0, 32) and [32, 64), room 28: a start from part + [0, 28], the whole range reached
+    assert starts[:, 0].min() == 0 and starts[:, 0].max() >= 26 and starts[:, 0].max() <= 28
+    assert starts[:, 1].min() == 32 and 58 <= starts[:, 1].max() <= 60
+    a = clip_indices(64, 4, 2, train=True, rng=np.random.default_rng(9))
+    assert a.tolist() == clip_indices(64, 4, 2, train=True, rng=np.random.default_rng(9)).tolist()
+    assert clip_indices(64, 4, 2, train=True).dtype == np.int64  # no generator given: a fresh one
     short = clip_indices(5, 4, 2, train=True, rng=np.random.default_rng(0))
     assert short.shape == (2, 4) and short.max() == 4

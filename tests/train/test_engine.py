@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from edge.errors import EdgeError
 from edge.preprocess import Preprocess
 from train.data import ClipDataset, dataset_from_dir
 from train.data.synth import generate
@@ -129,3 +130,108 @@ def test_best_checkpoint_is_the_best_validated_epoch_and_rebuilds_exactly(tiny_d
     clips = torch.stack([val_ds[i][0] for i in range(len(val_ds))])
     r = evaluate(net, [(clips, torch.tensor([val_ds[i][1] for i in range(len(val_ds))]))], len(labels))
     assert r["accuracy"] == pytest.approx(best.train_state["val"]["accuracy"])
+
+
+def test_seed_everything_fixes_python_numpy_and_torch():
+    import random
+
+    def draw():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    seed_everything(3)
+    a = draw()
+    seed_everything(3)
+    assert draw() == a
+    seed_everything(4)
+    assert all(x != y for x, y in zip(draw(), a, strict=True))
+
+
+def test_checkpoints_round_trip_and_bad_files_are_one_line_errors(tmp_path):
+    ckpt = Checkpoint("tsn_resnet18", {"num_classes": 2, "num_segments": 2, "width": 4},
+                      {"w": torch.arange(3.0)}, ["a", "b"], {"preprocess": {"size": 16}}, {"epoch": 3})
+    ckpt.save(tmp_path / "deep" / "c.pt")
+    back = Checkpoint.load(tmp_path / "deep" / "c.pt")
+    assert (back.model, back.config, back.labels, back.input, back.train_state) == \
+        (ckpt.model, ckpt.config, ckpt.labels, ckpt.input, ckpt.train_state)
+    assert torch.equal(back.state_dict["w"], ckpt.state_dict["w"])
+    bare = {k: v for k, v in torch.load(tmp_path / "deep" / "c.pt").items() if k != "train_state"}
+    torch.save(bare, tmp_path / "bare.pt")  # written by another tool: no training state
+    assert Checkpoint.load(tmp_path / "bare.pt").train_state == {}
+    with pytest.raises(EdgeError) as e:
+        Checkpoint.load(tmp_path / "missing.pt")
+    assert str(e.value) == f"checkpoint {tmp_path / 'missing.pt'}: no such file"
+    (tmp_path / "text.pt").write_text("hello\n")
+    with pytest.raises(EdgeError) as e:
+        Checkpoint.load(tmp_path / "text.pt")
+    assert str(e.value).startswith(f"checkpoint {tmp_path / 'text.pt'}: not an edge checkpoint (KeyError: ")
+
+
+def test_resume_without_a_previous_run_names_the_missing_file(tiny_data, tmp_path):
+    train_ds, val_ds, labels, pre = tiny_data
+    with pytest.raises(EdgeError) as e:
+        fit(start_checkpoint(labels, pre), train_ds, val_ds, tmp_path / "new", FitConfig(epochs=1), resume=True)
+    assert str(e.value) == f"--resume: {tmp_path / 'new' / 'last.pt'} does not exist"
+
+
+class Recorded(Dataset):
+    """The training set, remembering which items each epoch read, in order."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds, self.reads = ds, []
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        self.reads.append(i)
+        return self.ds[i]
+
+
+def test_an_epoch_reports_the_mean_loss_of_its_clips(tiny_data, tmp_path, capsys):
+    # lr 0 leaves the weights where they started, and one clip per batch makes each clip's train-mode loss
+    # independent of the others: the epoch's loss is then the plain mean over the clips, in any order
+    train_ds, val_ds, labels, pre = tiny_data
+    recorded = Recorded(train_ds)
+    cfg = FitConfig(epochs=2, batch_size=1, lr=0.0, seed=2)
+    fit(start_checkpoint(labels, pre), recorded, val_ds, tmp_path / "a" / "b", cfg)
+    last = Checkpoint.load(tmp_path / "a" / "b" / "last.pt")
+    seed_everything(cfg.seed)
+    net = build_model("tsm_resnet18", **start_checkpoint(labels, pre).config).train()
+    torch.manual_seed(cfg.seed)  # epoch 0's seed: the clips' frame offsets and jitter
+    with torch.no_grad():
+        losses = [nn.functional.cross_entropy(net(x[None]), torch.tensor([y])).item()
+                  for x, y in (train_ds[i] for i in range(len(train_ds)))]
+    history = last.train_state["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[0]["train_loss"] == pytest.approx(float(np.mean(losses)), rel=1e-5)
+    assert torch.equal(last.state_dict["fc.weight"], net.state_dict()["fc.weight"])  # lr 0: unchanged
+    n = len(train_ds)
+    epochs = [recorded.reads[:n], recorded.reads[n:]]
+    assert [sorted(e) for e in epochs] == [list(range(n))] * 2  # every clip once per epoch
+    assert epochs[0] != epochs[1]  # reshuffled every epoch
+    shown = capsys.readouterr()
+    assert "tsm_resnet18 epoch 1/2: " in shown.err and "tsm_resnet18 epoch 2/2: " in shown.err  # the bars
+    assert shown.out.splitlines() == [f"tsm_resnet18 epoch {h['epoch']}/2: loss {h['train_loss']:.3f}  "
+                                      f"val clip acc {h['val_accuracy']:.3f}" for h in history]
+
+
+def test_quiet_fit_prints_nothing(tiny_data, tmp_path, capsys):
+    train_ds, val_ds, labels, pre = tiny_data
+    fit(start_checkpoint(labels, pre), train_ds, val_ds, tmp_path, FitConfig(epochs=1, batch_size=4),
+        progress=False)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_weight_decay_reaches_the_optimizer_and_the_schedule_peaks_at_a_fifth(tiny_data, tmp_path):
+    train_ds, val_ds, labels, pre = tiny_data
+    runs = {wd: fit(start_checkpoint(labels, pre), train_ds, val_ds, tmp_path / str(wd),
+                    FitConfig(epochs=5, batch_size=2, lr=1e-2, weight_decay=wd), progress=False)
+            for wd in (0.0, 0.5)}
+    last = {wd: Checkpoint.load(tmp_path / str(wd) / "last.pt") for wd in runs}
+    assert not torch.allclose(last[0.0].state_dict["fc.weight"], last[0.5].state_dict["fc.weight"])
+    groups = last[0.5].train_state["optimizer"]["param_groups"][0]
+    assert groups["weight_decay"] == 0.5 and groups["max_lr"] == 1e-2
+    sched = last[0.5].train_state["scheduler"]
+    steps = 5 * (len(train_ds) // 2)  # drop_last: whole batches only
+    assert sched["total_steps"] == steps == sched["last_epoch"]
+    assert sched["_schedule_phases"][0]["end_step"] == pytest.approx(0.2 * steps - 1)
