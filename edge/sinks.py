@@ -139,8 +139,8 @@ def open_sink(uri: str) -> Sink:
                         + ", ".join(f"{s}://" for s in SCHEMES) + ")")
     if parts.scheme in ("file", "json"):
         final = Path(parts.netloc + parts.path).expanduser()
-        if not final.name:
-            raise EdgeError(f"--output {uri!r}: no file name")
+        if not final.name or uri.endswith("/") or final.is_dir():
+            raise EdgeError(f"--output {uri!r}: expected a file name, not a directory")
         if not final.parent.is_dir():
             raise EdgeError(f"--output {uri}: directory does not exist: {final.parent}")
         if parts.scheme == "json":

@@ -11,27 +11,39 @@ from edge.preprocess import Preprocess
 LABELS = ["red", "green", "blue"]
 
 
-def write_color_model(path, t=4, s=16):
-    w = helper.make_tensor("w", TensorProto.FLOAT, [3, 3], (np.eye(3, dtype=np.float32) * 4).ravel().tolist())
+def write_color_model(path, t=4, s=16, classes=3):
+    """Logits = 4 x the clip's mean (R, G, B) for the first three classes; further classes get fixed,
+    distinct mixes of the three, so a top-5 over many classes has a definite order."""
+    extra = [[1.0 - 0.1 * k, 0.2 * k - 1.0, 0.3] for k in range(classes - 3)]
+    w = np.concatenate([np.eye(3, dtype=np.float32) * 4, np.asarray(extra, np.float32).reshape(-1, 3).T], 1)
+    w = helper.make_tensor("w", TensorProto.FLOAT, [3, classes], w.ravel().tolist())
     axes = helper.make_tensor("axes", TensorProto.INT64, [3], [1, 3, 4])
     graph = helper.make_graph(
         [helper.make_node("ReduceMean", ["clip", "axes"], ["m"], keepdims=0),
          helper.make_node("MatMul", ["m", "w"], ["logits"])],
         "color", [helper.make_tensor_value_info("clip", TensorProto.FLOAT, ["batch", t, 3, s, s])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])], [w, axes])
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])], [w, axes])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     onnx.save(model, str(path))
 
 
-@pytest.fixture
-def color_bundle(tmp_path):
-    root = tmp_path / "bundle"
+def make_bundle(root, labels):
     root.mkdir()
-    write_color_model(root / "model.onnx")
-    b = Bundle(root=root, name="color", labels=LABELS,
+    write_color_model(root / "model.onnx", classes=len(labels))
+    b = Bundle(root=root, name="color", labels=labels,
                preprocess=Preprocess(16, 16, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
                clip=ClipSpec(num_segments=4, window_frames=8, stride_frames=4), files={})
     b.add_file("fp32", "model.onnx")
     b.save()
     return Bundle.load(root)
+
+
+@pytest.fixture
+def color_bundle(tmp_path):
+    return make_bundle(tmp_path / "bundle", LABELS)
+
+
+@pytest.fixture
+def seven_class_bundle(tmp_path):
+    return make_bundle(tmp_path / "bundle7", LABELS + ["c3", "c4", "c5", "c6"])

@@ -108,3 +108,76 @@ def test_ctrl_c_finalizes_a_playable_mp4_and_complete_jsonl(color_bundle, tmp_pa
     lines = jsonl.read_text().splitlines()
     assert lines and all(json.loads(x)["label"] for x in lines)
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".part.mp4")]
+
+
+def colour_change_video(path, fps=15):
+    """16 red frames, then 16 blue ones."""
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (32, 32))
+    for i in range(32):
+        vw.write(np.full((32, 32, 3), (20, 20, 230) if i < 16 else (230, 20, 20), np.uint8))  # BGR
+    vw.release()
+
+
+def events_of(bundle, source, tmp_path, **kw):
+    out = tmp_path / f"ev{len(list(tmp_path.glob('ev*.jsonl')))}.jsonl"
+    s = run(bundle, open_backend(bundle), source, [f"json://{out}"], **kw)
+    return s, [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_smoothing_averages_the_last_k_decisions(color_bundle, tmp_path):
+    video = tmp_path / "change.mp4"
+    colour_change_video(video)
+    _, plain = events_of(color_bundle, f"file://{video}", tmp_path)
+    _, smooth = events_of(color_bundle, f"file://{video}", tmp_path, smoothing=3)
+    assert [e["frame"] for e in plain] == [e["frame"] for e in smooth] == list(range(7, 32, 4))
+    first_blue = [next(e["frame"] for e in ev if e["label"] == "blue") for ev in (plain, smooth)]
+    assert first_blue[0] < first_blue[1]  # the smoothed label changes later
+    blue = [dict(e["top5"])["blue"] for e in plain]
+    for i, e in enumerate(smooth):
+        assert dict(e["top5"])["blue"] == pytest.approx(np.mean(blue[max(0, i - 2) : i + 1]), abs=2e-5)
+
+
+def test_top5_is_the_five_best_classes_best_first(seven_class_bundle, tmp_path):
+    _, events = events_of(seven_class_bundle, "test://?num-buffers=12&pattern=red&width=32&height=32", tmp_path)
+    assert events
+    for e in events:
+        scores = [p for _, p in e["top5"]]
+        assert len(scores) == 5 and scores == sorted(scores, reverse=True)
+        assert e["label"] == e["top5"][0][0] == "red" and e["score"] == scores[0]
+        assert sum(scores) < 1.0 and e["infer_ms"] > 0
+
+
+def test_sigterm_from_a_service_manager_ends_the_run_cleanly(color_bundle, tmp_path):
+    out = tmp_path / "ev.jsonl"
+    state = {}
+
+    def stop_when_running() -> None:
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(
+                p.read_text() for p in tmp_path.glob(".ev.jsonl.*.part.jsonl")):
+            time.sleep(0.05)
+        state["sent"] = time.time()
+        os.kill(os.getpid(), signal.SIGTERM)  # the run is live and endless: it must be the one to catch it
+
+    import threading
+
+    stopper = threading.Thread(target=stop_when_running, daemon=True)
+    stopper.start()
+    s = run(color_bundle, open_backend(color_bundle), "test://?is-live=true&fps=30&width=32&height=32",
+            [f"json://{out}"])
+    stopper.join()
+    assert s.interrupted and s.frames >= 8 and "sent" in state
+    assert out.read_text().splitlines()  # finalized, not left as a temp file
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the previous handler is back
+
+
+def test_summary_line_reports_counts_rate_latency_and_reconnects():
+    from edge.pipeline import RunSummary
+
+    s = RunSummary(frames=120, decisions=30, reconnects=2, wall_s=4.0, infer_ms=[1.0, 2.0, 3.0, 10.0])
+    assert s.describe() == ("done: 120 frames, 30 decisions in 4.0 s (30.0 fps); inference p50 2.50 ms, "
+                            "p95 8.95 ms; reconnects 2")
+    s.interrupted = True
+    assert s.describe().startswith("interrupted: 120 frames")
+    assert RunSummary().describe() == ("done: 0 frames, 0 decisions in 0.0 s (0.0 fps); inference p50 0.00 ms, "
+                                       "p95 0.00 ms; reconnects 0")

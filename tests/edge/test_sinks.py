@@ -1,0 +1,102 @@
+"""Outputs on their own: the events file line by line, what a failed run leaves, bad output URIs, and an
+RTP stream received on a loopback UDP socket."""
+
+import json
+import socket
+
+import numpy as np
+import pytest
+
+from edge.errors import EdgeError
+from edge.sinks import Decision, JsonSink, open_sink
+
+gi = pytest.importorskip("gi", reason="PyGObject (GStreamer bindings) not installed")
+
+
+def decision(frame: int, score: float = 0.876543219) -> Decision:
+    return Decision(t=frame / 30 + 1e-7, frame=frame, label="wave", score=score,
+                    top5=[("wave", score), ("clap", 1 - score)], infer_ms=3.14159265)
+
+
+def test_json_lines_carry_every_field_rounded_and_appear_at_close(tmp_path):
+    out = tmp_path / "ev.jsonl"
+    sink = open_sink(f"json://{out}")
+    assert isinstance(sink, JsonSink)
+    sink.frame(np.zeros((2, 2, 3), np.uint8), 30.0, None)  # frames are not events
+    sink.decision(decision(7))
+    sink.decision(decision(11, 0.5))
+    assert not out.exists()  # still the hidden temp file
+    (tmp,) = tmp_path.glob(".ev.jsonl.*.part.jsonl")
+    assert len(tmp.read_text().splitlines()) == 2  # flushed as they happen (tail -f)
+    sink.close(ok=True)
+    lines = out.read_text().splitlines()
+    assert lines[0] == ('{"t": 0.2333, "frame": 7, "label": "wave", "score": 0.87654, '
+                        '"top5": [["wave", 0.87654], ["clap", 0.12346]], "infer_ms": 3.142}')
+    assert json.loads(lines[1])["frame"] == 11 and json.loads(lines[1])["score"] == 0.5
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_a_failed_run_leaves_no_events_file(tmp_path):
+    out = tmp_path / "ev.jsonl"
+    sink = open_sink(f"json://{out}")
+    sink.decision(decision(1))
+    sink.close(ok=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("gopher://x", "--output 'gopher://x': unknown scheme (expected one of: file://, json://, display://, rtp://)"),
+    ("file:///nonexistent-dir/out.mp4", "--output file:///nonexistent-dir/out.mp4: directory does not exist: "
+                                        "/nonexistent-dir"),
+    ("file:///tmp/out.avi", "--output file:///tmp/out.avi: expected a .mp4 or .mkv file name"),
+    ("json:///tmp/", "--output 'json:///tmp/': expected a file name, not a directory"),
+    ("json:///tmp", "--output 'json:///tmp': expected a file name, not a directory"),
+    ("json://", "--output 'json://': expected a file name, not a directory"),
+    ("rtp://only-host", "--output 'rtp://only-host': expected rtp://host:port"),
+    ("rtp://:5000", "--output 'rtp://:5000': expected rtp://host:port"),
+])
+def test_bad_outputs_are_exact_one_line_errors(uri, message):
+    with pytest.raises(EdgeError) as e:
+        open_sink(uri)
+    assert str(e.value) == message
+
+
+def test_display_without_a_screen_says_so(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(EdgeError) as e:
+        open_sink("display://")
+    assert str(e.value) == "--output display://: no display here (DISPLAY/WAYLAND_DISPLAY unset)"
+
+
+def test_mkv_output_is_a_matroska_file(tmp_path):
+    sink = open_sink(f"file://{tmp_path / 'out.mkv'}")
+    for i in range(10):
+        sink.frame(np.full((32, 48, 3), 20 * i, np.uint8), 10.0, decision(i) if i > 4 else None)
+    sink.close(ok=True)
+    assert (tmp_path / "out.mkv").read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # EBML magic
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_an_mp4_of_a_failed_run_is_removed(tmp_path):
+    sink = open_sink(f"file://{tmp_path / 'out.mp4'}")
+    sink.frame(np.zeros((32, 48, 3), np.uint8), 10.0, None)
+    sink.close(ok=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rtp_output_sends_h264_rtp_packets_to_the_given_port():
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(10)
+    port = rx.getsockname()[1]
+    sink = open_sink(f"rtp://127.0.0.1:{port}")
+    try:
+        for i in range(15):
+            sink.frame(np.full((48, 64, 3), 10 * i, np.uint8), 15.0, None)
+        packets = [rx.recv(65536) for _ in range(3)]
+    finally:
+        sink.close(ok=True)
+        rx.close()
+    for p in packets:
+        assert p[0] >> 6 == 2 and p[1] & 0x7F == 96  # RTP version 2, payload type 96 (dynamic, H.264)
