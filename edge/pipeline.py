@@ -43,7 +43,7 @@ class RunSummary:
     interrupted: bool = False
 
     def describe(self) -> str:
-        t = np.asarray(self.infer_ms) if self.infer_ms else np.zeros(1)
+        t = np.asarray(self.infer_ms or [0.0])
         how = "interrupted" if self.interrupted else "done"
         return (f"{how}: {self.frames} frames, {self.decisions} decisions in {self.wall_s:.1f} s "
                 f"({self.frames / max(self.wall_s, 1e-9):.1f} fps); inference p50 {np.percentile(t, 50):.2f} ms, "

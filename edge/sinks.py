@@ -64,8 +64,8 @@ def _encoder() -> str:
 class AppSrcSink:
     """Frames (with the overlay) pushed into a GStreamer branch: encoder + mp4, a window, or RTP."""
 
-    def __init__(self, tail: str, tmp: Path | None = None, final: Path | None = None) -> None:
-        self.tail, self.tmp, self.final = tail, tmp, final
+    def __init__(self, uri: str, tail: str, tmp: Path | None = None, final: Path | None = None) -> None:
+        self.uri, self.tail, self.tmp, self.final = uri, tail, tmp, final
         self.pipe = self.src = None
         self.count = 0
 
@@ -87,7 +87,7 @@ class AppSrcSink:
         buf.pts, buf.duration = self.count * self.duration, self.duration
         self.count += 1
         if self.src.emit("push-buffer", buf) != Gst.FlowReturn.OK:
-            raise EdgeError(f"output {self.final or self.tail.split()[0]}: the encoder stopped accepting frames")
+            raise EdgeError(f"--output {self.uri}: the encoder stopped accepting frames")
 
     def decision(self, d: Decision) -> None:
         pass
@@ -100,7 +100,7 @@ class AppSrcSink:
                                                          Gst.MessageType.EOS | Gst.MessageType.ERROR)
             self.pipe.set_state(Gst.State.NULL)
             ok = ok and msg is not None and msg.type == Gst.MessageType.EOS
-        if self.tmp is not None and self.final is not None:
+        if self.final is not None:  # a file: the temp file becomes it, or goes
             if ok and self.count and self.tmp.exists():
                 finalize(self.tmp, self.final)
             elif self.tmp.exists():
@@ -149,14 +149,14 @@ def open_sink(uri: str) -> Sink:
             raise EdgeError(f"--output {uri}: expected a .mp4 or .mkv file name")
         mux = "mp4mux" if final.suffix.lower() == ".mp4" else "matroskamux"
         tmp = temp_beside(final)
-        return AppSrcSink(f"video/x-raw,format=I420 ! {_encoder()} ! h264parse ! {mux} ! "
-                          f"filesink location=\"{tmp}\"", tmp, final)
+        return AppSrcSink(uri, f"video/x-raw,format=I420 ! {_encoder()} ! h264parse ! {mux} ! "
+                               f"filesink location=\"{tmp}\"", tmp, final)
     if parts.scheme == "display":
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise EdgeError(f"--output {uri}: no display here (DISPLAY/WAYLAND_DISPLAY unset)")
-        return AppSrcSink("autovideosink sync=false")
+        return AppSrcSink(uri, "autovideosink sync=false")
     host, port = parts.hostname, parts.port
     if not host or not port:
         raise EdgeError(f"--output {uri!r}: expected rtp://host:port")
-    return AppSrcSink(f"video/x-raw,format=I420 ! {_encoder()} ! rtph264pay config-interval=1 pt=96 ! "
-                      f"udpsink host={host} port={port} sync=false")
+    return AppSrcSink(uri, f"video/x-raw,format=I420 ! {_encoder()} ! rtph264pay config-interval=1 pt=96 ! "
+                           f"udpsink host={host} port={port} sync=false")

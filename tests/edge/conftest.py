@@ -1,5 +1,6 @@
 """A real (tiny) ONNX bundle for runtime tests: mean colour of the clip -> 3 logits, built with onnx.helper."""
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -47,3 +48,27 @@ def color_bundle(tmp_path):
 @pytest.fixture
 def seven_class_bundle(tmp_path):
     return make_bundle(tmp_path / "bundle7", LABELS + ["c3", "c4", "c5", "c6"])
+
+
+def _media_info(path):
+    """(duration s, frame rate, frame count) of a video file, read with GStreamer's discoverer and OpenCV."""
+    import gi
+
+    from edge.gst import gst
+
+    Gst, _ = gst()
+    gi.require_version("GstPbutils", "1.0")
+    from gi.repository import GstPbutils
+
+    info = GstPbutils.Discoverer.new(10 * Gst.SECOND).discover_uri(path.as_uri())
+    (video,) = info.get_video_streams()
+    rate = video.get_framerate_num() / video.get_framerate_denom()
+    frames = int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT))
+    return info.get_duration() / Gst.SECOND, rate, frames
+
+
+@pytest.fixture
+def media_info():
+    """(duration s, frame rate, frame count) of a video file: GstDiscoverer and OpenCV read it."""
+    pytest.importorskip("gi", reason="PyGObject (GStreamer bindings) not installed")
+    return _media_info

@@ -54,22 +54,25 @@ def test_overlay_writes_the_label_in_a_dark_band_and_leaves_the_rest_alone():
     assert not np.array_equal(other[:band], out[:band])  # the text depends on the label and score
 
 
+@pytest.mark.parametrize("width, band", [(160, 14), (640, 28), (1280, 56)])
+def test_overlay_band_and_text_scale_with_the_frame_width(width, band):
+    # the overlay's specification: a band of 28 px per 640 px of width (at least 14), darkened to 35%; the
+    # label and score in white Hershey simplex, 0.7 x scale, 2 x scale thick, anti-aliased, 4 px from the
+    # left, its baseline 8 x scale above the band's bottom
+    frame = np.full((band * 3, width, 3), 200, np.uint8)
+    out = draw_overlay(frame, decision("walk", 0.5))
+    scale = max(0.3, width / 640)
+    expected = frame.copy()
+    expected[:band] = 70  # 200 * 0.35
+    cv2.putText(expected, "walk 0.50", (4, band - max(3, int(8 * scale))), cv2.FONT_HERSHEY_SIMPLEX,
+                0.7 * scale, (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
+    assert np.array_equal(out, expected)
+    assert np.array_equal(out[band:], frame[band:])
+
+
 def test_no_decision_yet_means_an_untouched_frame():
     frame = np.full((48, 64, 3), 77, np.uint8)
     assert np.array_equal(draw_overlay(frame, None), frame)
-
-
-def media_info(path):
-    """(duration s, frame rate, frame count) of a video file, read with GStreamer's discoverer and OpenCV."""
-    Gst, _ = gst()
-    gi.require_version("GstPbutils", "1.0")
-    from gi.repository import GstPbutils
-
-    info = GstPbutils.Discoverer.new(10 * Gst.SECOND).discover_uri(path.as_uri())
-    (video,) = info.get_video_streams()
-    rate = video.get_framerate_num() / video.get_framerate_denom()
-    frames = int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT))
-    return info.get_duration() / Gst.SECOND, rate, frames
 
 
 def write_video(path, frames: int, fps: int, size=(40, 32)):
@@ -80,13 +83,13 @@ def write_video(path, frames: int, fps: int, size=(40, 32)):
 
 
 @pytest.mark.parametrize("fps, frames", [(12, 24), (25, 20)])
-def test_annotated_output_keeps_the_source_frame_rate_and_duration(color_bundle, tmp_path, fps, frames):
+def test_annotated_output_keeps_the_source_frame_rate_and_duration(color_bundle, tmp_path, fps, frames, media_info):
     src, out, events = tmp_path / "in.mp4", tmp_path / "out.mp4", tmp_path / "ev.jsonl"
     write_video(src, frames, fps)
     s = run(color_bundle, open_backend(color_bundle), f"file://{src}", [f"file://{out}", f"json://{events}"])
     duration, rate, count = media_info(out)
     assert s.frames == frames and count == frames
-    assert rate == pytest.approx(fps, rel=1e-3)
+    assert rate == fps  # exactly: 12000/1000 is 12/1
     assert duration == pytest.approx(frames / fps, abs=0.5 / fps)
     # decisions carry the source's timestamps: frame k at k / fps
     ev = [json.loads(x) for x in events.read_text().splitlines()]

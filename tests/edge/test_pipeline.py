@@ -181,3 +181,5 @@ def test_summary_line_reports_counts_rate_latency_and_reconnects():
     assert s.describe().startswith("interrupted: 120 frames")
     assert RunSummary().describe() == ("done: 0 frames, 0 decisions in 0.0 s (0.0 fps); inference p50 0.00 ms, "
                                        "p95 0.00 ms; reconnects 0")
+    assert RunSummary(frames=3, wall_s=0.5, infer_ms=[4.0]).describe() == (
+        "done: 3 frames, 0 decisions in 0.5 s (6.0 fps); inference p50 4.00 ms, p95 4.00 ms; reconnects 0")

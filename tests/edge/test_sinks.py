@@ -7,8 +7,9 @@ import socket
 import numpy as np
 import pytest
 
+from edge import sinks
 from edge.errors import EdgeError
-from edge.sinks import Decision, JsonSink, open_sink
+from edge.sinks import AppSrcSink, Decision, JsonSink, open_sink
 
 gi = pytest.importorskip("gi", reason="PyGObject (GStreamer bindings) not installed")
 
@@ -100,3 +101,44 @@ def test_rtp_output_sends_h264_rtp_packets_to_the_given_port():
         rx.close()
     for p in packets:
         assert p[0] >> 6 == 2 and p[1] & 0x7F == 96  # RTP version 2, payload type 96 (dynamic, H.264)
+
+
+@pytest.mark.parametrize("present, chosen", [
+    ({"x264enc", "openh264enc"}, "x264enc speed-preset=ultrafast tune=zerolatency key-int-max=30"),
+    ({"openh264enc", "avenc_h264_omx"}, "openh264enc"),  # Debian without plugins-ugly
+    ({"avenc_h264_omx"}, "avenc_h264_omx"),
+])
+def test_h264_encoder_falls_back_in_order(monkeypatch, present, chosen):
+    monkeypatch.setattr(sinks, "has_element", lambda name: name in present)  # a registry lacking some
+    assert sinks._encoder() == chosen
+
+
+def test_no_h264_encoder_is_a_one_line_error_naming_the_package(monkeypatch):
+    monkeypatch.setattr(sinks, "has_element", lambda name: False)
+    with pytest.raises(EdgeError) as e:
+        sinks._encoder()
+    assert str(e.value) == "no H.264 encoder in GStreamer (install gstreamer1.0-plugins-ugly for x264enc)"
+
+
+def test_a_source_without_a_frame_rate_is_written_at_30_fps(tmp_path, media_info):
+    sink = open_sink(f"file://{tmp_path / 'still.mp4'}")
+    for _ in range(15):
+        sink.frame(np.zeros((32, 48, 3), np.uint8), 0.0, None)  # an image source: no framerate in its caps
+    sink.close(ok=True)
+    duration, rate, count = media_info(tmp_path / "still.mp4")
+    assert (rate, count) == (30, 15) and duration == pytest.approx(0.5, abs=0.02)
+
+
+@pytest.mark.parametrize("kind", ["file", "rtp"])
+def test_an_encoder_that_stops_is_an_error_naming_the_output(tmp_path, kind):
+    uri = f"file://{tmp_path / 'x.mp4'}" if kind == "file" else "rtp://127.0.0.1:9"
+    sink = open_sink(uri)
+    assert isinstance(sink, AppSrcSink)
+    sink.frame(np.zeros((32, 48, 3), np.uint8), 10.0, None)
+    Gst, _ = sinks.gst()
+    sink.pipe.set_state(Gst.State.NULL)  # the branch went away (a crashed encoder, a full disk)
+    with pytest.raises(EdgeError) as e:
+        sink.frame(np.zeros((32, 48, 3), np.uint8), 10.0, None)
+    assert str(e.value) == f"--output {uri}: the encoder stopped accepting frames"
+    sink.close(ok=False)
+    assert not list(tmp_path.iterdir())
