@@ -91,11 +91,18 @@ def test_bad_outputs_are_one_line_errors(color_bundle, output, message):
         run(color_bundle, open_backend(color_bundle), "test://?num-buffers=2", [output])
 
 
+def terminal_sigint() -> None:
+    """In the child: Ctrl-C as a terminal delivers it. A test runner's worker may ignore SIGINT, and an
+    ignored signal stays ignored across exec, so `edge run` would never see it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_finalizes_a_playable_mp4_and_complete_jsonl(color_bundle, tmp_path):
     mp4, jsonl = tmp_path / "live.mp4", tmp_path / "live.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--model", str(color_bundle.root),
                              "--source", "test://?is-live=true&fps=30", "--output", f"file://{mp4}",
-                             "--output", f"json://{jsonl}"], stderr=subprocess.PIPE, text=True)
+                             "--output", f"json://{jsonl}"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=terminal_sigint)
     deadline = time.time() + 60
     while time.time() < deadline and not any(tmp_path.glob(".live.*.part.jsonl")):
         time.sleep(0.2)

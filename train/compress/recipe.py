@@ -14,7 +14,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, ClassVar
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (JetPack 6's): the same parser, from PyPI
+    import tomli as tomllib
 
 from edge.errors import EdgeError
 from train.compress.criteria import CRITERIA

@@ -14,6 +14,7 @@ from train.compress.schedule import TwoFourRow, mask_2_4, meets_2_4, progressive
     (0.85, 0.2, [0.2, 0.4, 0.6, 0.8, 0.85]),
     (0.5, 0.25, [0.25, 0.5]),
     (0.3, 1.0, [0.3]),
+    (0.07, 0.01, [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07]),  # 0.07 / 0.01 is 7.000000000000001 in floats
     (0.0, 0.1, []),
 ])
 def test_progressive_sparsity_grows_by_step_and_ends_on_the_target(target, step, values):
