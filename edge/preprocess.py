@@ -17,13 +17,13 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def resize_short_side(image: np.ndarray, short: int, min_side: int = 1) -> np.ndarray:
-    """Scale ``image`` so its shorter side is ``short`` (each side at least ``min_side``): area averaging
-    when shrinking, bilinear when enlarging. Training's decode cache and the runtime both resize through
+def resize_short_side(image: np.ndarray, short: int) -> np.ndarray:
+    """Scale ``image`` so its shorter side is ``short``: area averaging when shrinking, bilinear when
+    enlarging. Training's decode cache and the runtime both resize through
     here, so a clip is interpolated the same way wherever it comes from."""
     h, w = image.shape[:2]
     scale = short / min(h, w)
-    size = (max(min_side, round(w * scale)), max(min_side, round(h * scale)))
+    size = (round(w * scale), round(h * scale))  # the shorter side comes out as exactly ``short``
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
 
@@ -47,7 +47,7 @@ class Preprocess:
         """One RGB uint8 (H, W, 3) frame -> float32 (3, size, size)."""
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"preprocess: expected an (H, W, 3) RGB frame, got shape {rgb.shape}")
-        resized = resize_short_side(rgb, self.resize, self.size)
+        resized = resize_short_side(rgb, self.resize)
         nh, nw = resized.shape[:2]
         top, left = (nh - self.size) // 2, (nw - self.size) // 2
         crop = resized[top : top + self.size, left : left + self.size]

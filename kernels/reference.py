@@ -166,7 +166,7 @@ def csr_spmm_torch(row_ptr: torch.Tensor, col_idx: torch.Tensor, values: torch.T
     vec = x.ndim == 1
     xm = (x[:, None] if vec else x).to(torch.float32)
     rows = row_ptr.numel() - 1
-    row_of = torch.repeat_interleave(torch.arange(rows, device=x.device), (row_ptr[1:] - row_ptr[:-1]).long())
+    row_of = torch.repeat_interleave((row_ptr[1:] - row_ptr[:-1]).long())  # row r repeated nnz(r) times
     y = torch.zeros((rows, xm.shape[1]), dtype=torch.float32, device=x.device)
     y = y.index_add(0, row_of, values.to(torch.float32)[:, None] * xm[col_idx.long()]).to(values.dtype)
     return y[:, 0] if vec else y

@@ -37,7 +37,7 @@ def test_downscale_averages_areas_then_crops_the_centre_of_the_resized_frame():
     blue = np.repeat((6 * cols + 2)[None, :], 8, axis=0)  # mean of 2 * (3j, 3j+1, 3j+2)
     expected = (np.stack([red, green, blue]) / 255.0 - np.array([0.1, 0.2, 0.3])[:, None, None]) \
         / np.array([0.5, 0.25, 0.2])[:, None, None]
-    assert out.shape == (3, 8, 8)
+    assert out.shape == (3, 8, 8) and out.dtype == np.float32 and out.flags["C_CONTIGUOUS"]
     assert np.abs(out - expected).max() < 1.5 / 255 / 0.2
 
 
@@ -81,3 +81,11 @@ def test_bad_frames_and_params_are_refused():
     with pytest.raises(ValueError, match="resize"):
         Preprocess(size=64, resize=32)
     Preprocess(size=32, resize=32)  # equal is allowed
+
+
+@pytest.mark.parametrize("h, w, short", [(30, 60, 10), (7, 1000, 3), (480, 640, 224), (3, 3, 300)])
+def test_the_shorter_side_comes_out_exactly(h, w, short):
+    from edge.preprocess import resize_short_side
+
+    out = resize_short_side(np.zeros((h, w, 3), np.uint8), short)
+    assert min(out.shape[:2]) == short and out.shape[1] == round(w * short / h)

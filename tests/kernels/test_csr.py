@@ -162,3 +162,16 @@ def test_swap_finds_a_recognizers_pruned_classifier():
     before = m(x)
     assert swap_sparse_linears(m) == [fc_name]
     torch.testing.assert_close(m(x), before, atol=1e-5, rtol=1e-5)
+
+
+def test_references_accumulate_in_fp32_like_the_kernels():
+    # 1e8 + 1 rounds back to 1e8 in fp32, so the row sums to 0 where float64 would give 1: the references
+    # must show the kernels' fp32 rounding, not hide it behind a wider accumulator
+    from kernels.reference import csr_spmm_numpy, csr_spmm_torch
+
+    m = CSRMatrix.from_dense(np.array([[1e8, 1.0, -1e8]], np.float32))
+    x = np.ones(3, np.float32)
+    assert csr_spmm_numpy(m.row_ptr, m.col_idx, m.values, x).tolist() == [0.0]
+    t = [torch.from_numpy(a) for a in (m.row_ptr, m.col_idx, m.values)]
+    assert csr_spmm_torch(*t, torch.from_numpy(x)).tolist() == [0.0]
+    assert np.array([1e8, 1.0, -1e8]).sum() == 1.0  # the difference a float64 accumulator makes
