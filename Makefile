@@ -51,7 +51,7 @@ test: .stamps/venv
 # unchanged code in mutants/, so a re-run only tests what changed; the report fails on a module with more
 # than 10% surviving mutants or a survivor docs/testing.md does not explain.
 # Most pipeline tests wait on real-time streams rather than the CPU, so more workers than cores pay off.
-MUTATE_JOBS ?= 6
+MUTATE_JOBS ?= 3
 mutate: kernels
 	$(PY) -m pip install -q -e '.[mutation]'
 	EDGE_KERNELS_BUILD=$(CURDIR)/kernels/_build $(PY) -m mutmut run --max-children $(MUTATE_JOBS)

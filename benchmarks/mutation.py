@@ -6,7 +6,7 @@ A surviving mutant is a one-line bug the tests did not notice. Each module in ``
 only_mutate`` must keep at most ``--max-survivors`` (10%) of its mutants alive, and every survivor must
 be listed in docs/testing.md (a table row that starts with the mutant's name in backticks, then why it is
 equivalent or harmless). Writes mutation.json and mutation.md under --out; exits 1 when a module is over
-the limit or a survivor is unlisted, naming them.
+the limit, a survivor is unlisted or a mutant was never checked (an interrupted run), naming them.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from edge.atomic import write_text  # noqa: E402
 # mutmut's verdicts: a test failed (or hung, or crashed) on the mutant, or every test passed
 DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
 SURVIVED = {"survived", "no tests", "suspicious"}
+UNCHECKED = "not checked"  # a run stopped before it got there
 _RESULT = re.compile(r"^\s*(\S+): (.+?)\s*$")
 _MODULE = re.compile(r"^(.+?)\.x(?:_|ǁ)")
 _ACCEPTED = re.compile(r"^\|\s*`([^`]+__mutmut_\d+)`\s*\|")
@@ -40,10 +41,12 @@ class ModuleScore:
     killed: int
     survived: int
     accepted: int
+    unchecked: int
 
     @property
     def survival(self) -> float:
-        return self.survived / max(1, self.mutants)
+        """Of the mutants checked so far."""
+        return self.survived / max(1, self.mutants - self.unchecked)
 
 
 def parse_results(text: str) -> dict[str, str]:
@@ -66,24 +69,28 @@ def accepted_survivors(doc: Path) -> set[str]:
 
 
 def scores(results: dict[str, str], accepted: set[str]) -> list[ModuleScore]:
-    unknown = {v for v in results.values()} - DETECTED - SURVIVED
+    unknown = {v for v in results.values()} - DETECTED - SURVIVED - {UNCHECKED}
     if unknown:
-        raise SystemExit(f"mutation: mutants left with verdicts {sorted(unknown)}: finish `mutmut run` first")
-    total, killed, survived, ok = Counter(), Counter(), Counter(), Counter()
+        raise SystemExit(f"mutation: mutmut verdicts this report does not know: {sorted(unknown)}")
+    total, killed, survived, ok, unchecked = Counter(), Counter(), Counter(), Counter(), Counter()
     for name, verdict in results.items():
         mod = module_of(name)
         total[mod] += 1
         if verdict in DETECTED:
             killed[mod] += 1
+        elif verdict == UNCHECKED:
+            unchecked[mod] += 1
         else:
             survived[mod] += 1
             ok[mod] += name in accepted
-    return [ModuleScore(m, total[m], killed[m], survived[m], ok[m]) for m in sorted(total)]
+    return [ModuleScore(m, total[m], killed[m], survived[m], ok[m], unchecked[m]) for m in sorted(total)]
 
 
 def problems(results: dict[str, str], accepted: set[str], rows: list[ModuleScore], limit: float) -> list[str]:
-    out = [f"{r.module}: {r.survived} of {r.mutants} mutants survive ({r.survival:.0%} > {limit:.0%})"
-           for r in rows if r.survival > limit]
+    out = [f"{r.module}: {r.unchecked} of {r.mutants} mutants not checked yet (finish `make mutate`)"
+           for r in rows if r.unchecked]
+    out += [f"{r.module}: {r.survived} of {r.mutants} mutants survive ({r.survival:.0%} > {limit:.0%})"
+            for r in rows if r.survival > limit]
     out += [f"survivor not listed in docs/testing.md: {name} ({verdict})" for name, verdict in sorted(results.items())
             if verdict in SURVIVED and name not in accepted]
     return out
@@ -93,10 +100,10 @@ def markdown(rows: list[ModuleScore], limit: float) -> str:
     lines = ["# Mutation score", "",
              f"`make mutate` (mutmut; see docs/testing.md). Goal: at most {limit:.0%} surviving mutants per "
              "module, every survivor listed in docs/testing.md as equivalent or harmless.", "",
-             "| module | mutants | killed | survived | listed as equivalent | survival |",
-             "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r.module} | {r.mutants} | {r.killed} | {r.survived} | {r.accepted} | {r.survival:.1%} |"
-              for r in rows]
+             "| module | mutants | killed | survived | listed in docs/testing.md | not checked | survival |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r.module} | {r.mutants} | {r.killed} | {r.survived} | {r.accepted} | {r.unchecked} | "
+              f"{r.survival:.1%} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -31,14 +31,19 @@ def test_scores_count_timeouts_as_detected_and_untested_code_as_surviving(tmp_pa
     rows = scores(results, accepted)
     window, csr = rows
     assert (csr.module, csr.mutants, csr.killed, csr.survived) == ("kernels.csr", 1, 1, 0)
-    assert (window.module, window.mutants, window.killed, window.survived, window.accepted) == \
-        ("edge.window", 4, 2, 2, 1)
+    assert (window.module, window.mutants, window.killed, window.survived, window.accepted, window.unchecked) == \
+        ("edge.window", 4, 2, 2, 1, 0)
     found = problems(results, accepted, rows, 0.10)
     assert found == ["edge.window: 2 of 4 mutants survive (50% > 10%)",
                      "survivor not listed in docs/testing.md: edge.window.xǁScoreSmootherǁ__call____mutmut_3 (no tests)"]
-    assert "| edge.window | 4 | 2 | 2 | 1 | 50.0% |" in markdown(rows, 0.10)
+    assert "| edge.window | 4 | 2 | 2 | 1 | 0 | 50.0% |" in markdown(rows, 0.10)
 
 
-def test_an_unfinished_run_is_refused():
-    with pytest.raises(SystemExit, match="finish"):
-        scores({"edge.window.x_f__mutmut_1": "not checked"}, set())
+def test_an_unfinished_run_is_reported_as_such():
+    results = {"edge.window.x_f__mutmut_1": "not checked", "edge.window.x_f__mutmut_2": "killed"}
+    rows = scores(results, set())
+    assert (rows[0].killed, rows[0].unchecked, rows[0].survived) == (1, 1, 0)
+    assert problems(results, set(), rows, 0.10) == [
+        "edge.window: 1 of 2 mutants not checked yet (finish `make mutate`)"]
+    with pytest.raises(SystemExit, match="does not know"):
+        scores({"edge.window.x_f__mutmut_1": "pending"}, set())

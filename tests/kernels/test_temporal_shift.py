@@ -27,6 +27,7 @@ def test_tsm_default_is_the_papers_shift():
     assert y[:, 2].tolist() == [0, 2, 102]
     assert y[:, 3].tolist() == [0, 3, 103]
     assert y[:, 4:].tolist() == frames(1, 3, 16)[:, 4:, 0, 0].tolist()
+    assert np.array_equal(temporal_shift_numpy(frames(1, 3, 16), 3), temporal_shift(frames(1, 3, 16), 3))
 
 
 def test_clips_in_a_batch_do_not_leak_into_each_other():
@@ -141,3 +142,17 @@ def test_onnx_export_traces_slices_and_concats(tmp_path):
     torch.onnx.export(Shift(), (torch.randn(8, 16, 2, 2),), str(path), opset_version=17, dynamo=False)
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert "Concat" in ops and "Slice" in ops and "ScatterND" not in ops
+
+
+def test_shift_spec_limits_are_exact_one_line_errors():
+    with pytest.raises(ValueError, match=r"^temporal_shift: fold_div and two_unit_div must be >= 2$"):
+        ShiftSpec(16, fold_div=1)
+    with pytest.raises(ValueError, match=r"^temporal_shift: fold_div and two_unit_div must be >= 2$"):
+        ShiftSpec(16, 8, two_unit_div=1)
+    assert ShiftSpec(8, fold_div=4, two_unit_div=4).out_channels == 12  # 2*2 + 2*2 = 8: exactly fits
+    with pytest.raises(ValueError, match=r"^temporal_shift: 8 channels cannot hold the two-unit folds$"):
+        ShiftSpec(8, fold_div=2, two_unit_div=4)  # 2*4 + 2*2 = 12 > 8
+    with pytest.raises(ValueError, match=r"^temporal_shift: leading dim 10 is not a multiple of n_segments=3$"):
+        temporal_shift_numpy(np.zeros((10, 8, 1, 1), np.float32), 3)
+    with pytest.raises(ValueError, match="n_segments=0"):
+        temporal_shift_numpy(np.zeros((10, 8, 1, 1), np.float32), 0)

@@ -26,6 +26,8 @@ def test_tsn_train_offsets_are_random_but_seeded():
     c = tsn_indices(100, 8, True, np.random.default_rng(2))
     assert a.tolist() == b.tolist() and a.tolist() != c.tolist()
     assert tsn_indices(100, 8, True).dtype == np.int64  # no generator given: a fresh one
+    offsets = tsn_indices(800, 8, True, np.random.default_rng(3)) % 100  # segments of 100 frames
+    assert len(set(offsets.tolist())) > 1  # each segment draws its own offset
     with pytest.raises(ValueError, match="^tsn_indices: video has no frames$"):
         tsn_indices(0, 8, True)
 

@@ -48,3 +48,34 @@ def test_errors_name_the_file_and_the_reason(tmp_path):
     assert e.value.reason.startswith("truncated (") and e.value.reason.endswith(" of 30 frames decoded)")
     (tmp_path / "most.avi").write_bytes(data[: len(data) * 9 // 10])  # most frames left: still usable
     assert 15 <= len(read_video(tmp_path / "most.avi")) < 30
+    assert e.value.path == tmp_path / "cut.avi"
+
+
+def decodable(path) -> int:
+    cap, n = cv2.VideoCapture(str(path)), 0
+    while cap.read()[0]:
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize("keep", [0.55, 0.66, 0.7, 0.75])
+def test_a_video_is_truncated_when_fewer_than_half_its_promised_frames_decode(tmp_path, keep):
+    write(tmp_path / "long.avi", frames=30, fourcc="MJPG")
+    data = (tmp_path / "long.avi").read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    n = decodable(cut)
+    if n < 15:
+        with pytest.raises(VideoDecodeError) as e:
+            read_video(cut)
+        assert e.value.reason == f"truncated ({n} of 30 frames decoded)" and e.value.path == cut
+    else:
+        assert len(read_video(cut)) == n
+
+
+def test_a_video_with_no_frames_at_all(tmp_path):
+    cv2.VideoWriter(str(tmp_path / "empty.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48)).release()
+    with pytest.raises(VideoDecodeError) as e:
+        read_video(tmp_path / "empty.avi")
+    assert str(e.value) == f"{tmp_path / 'empty.avi'}: no decodable frames"
+    assert (e.value.path, e.value.reason) == (tmp_path / "empty.avi", "no decodable frames")

@@ -1,6 +1,8 @@
 """The fit/evaluate loop: accuracy and confusion on hand-made predictions, what `edge eval` derives from
 them, checkpoints, and a resume that continues exactly where an interrupted run stopped."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -125,6 +127,14 @@ def test_best_checkpoint_is_the_best_validated_epoch_and_rebuilds_exactly(tiny_d
                progress=False)
     history = best.train_state["history"]
     assert best.train_state["best"] == max(h["val_accuracy"] for h in history)
+    last = Checkpoint.load(tmp_path / "last.pt")
+    start = start_checkpoint(labels, pre)
+    for ck in (best, last):  # both rebuild the model that was trained, with its labels and input spec
+        assert (ck.model, ck.config, ck.labels, ck.input) == (start.model, start.config, start.labels, start.input)
+    accs = [h["val_accuracy"] for h in last.train_state["history"]]
+    assert best.train_state["epoch"] == accs.index(max(accs))  # the first epoch that reached the best
+    assert last.train_state["epoch"] == 1 and last.train_state["fit"]["epochs"] == 2
+    assert (tmp_path / "history.json").read_text() == json.dumps(last.train_state["history"], indent=2) + "\n"
     net = best.build()
     assert not net.training
     clips = torch.stack([val_ds[i][0] for i in range(len(val_ds))])
@@ -163,7 +173,14 @@ def test_checkpoints_round_trip_and_bad_files_are_one_line_errors(tmp_path):
     (tmp_path / "text.pt").write_text("hello\n")
     with pytest.raises(EdgeError) as e:
         Checkpoint.load(tmp_path / "text.pt")
-    assert str(e.value).startswith(f"checkpoint {tmp_path / 'text.pt'}: not an edge checkpoint (KeyError: ")
+    assert str(e.value) == f"checkpoint {tmp_path / 'text.pt'}: not an edge checkpoint (KeyError: 101)"
+    torch.save({"model": "x", "extra": np.float64(1.0)}, tmp_path / "pickled.pt")  # not weights-only safe
+    with pytest.raises(EdgeError) as e:
+        Checkpoint.load(tmp_path / "pickled.pt")
+    message = str(e.value)  # torch explains over many lines; the user gets its first, on one line
+    assert "\n" not in message and message.endswith(")")
+    assert message.startswith(f"checkpoint {tmp_path / 'pickled.pt'}: not an edge checkpoint (UnpicklingError: "
+                              "Weights only load failed")
 
 
 def test_resume_without_a_previous_run_names_the_missing_file(tiny_data, tmp_path):
@@ -187,28 +204,34 @@ class Recorded(Dataset):
         return self.ds[i]
 
 
-def test_an_epoch_reports_the_mean_loss_of_its_clips(tiny_data, tmp_path, capsys):
-    # lr 0 leaves the weights where they started, and one clip per batch makes each clip's train-mode loss
-    # independent of the others: the epoch's loss is then the plain mean over the clips, in any order
+@pytest.mark.parametrize("batch_size", [1, 6])
+def test_an_epoch_reports_the_mean_loss_of_its_clips(tiny_data, tmp_path, capsys, batch_size):
+    # lr 0 leaves the weights where they started. One clip per batch makes each clip's train-mode loss
+    # independent of the others, so the epoch's loss is the plain mean over the clips; one batch of all six
+    # makes it that batch's loss (BatchNorm statistics over the whole set), in any order
     train_ds, val_ds, labels, pre = tiny_data
     recorded = Recorded(train_ds)
-    cfg = FitConfig(epochs=2, batch_size=1, lr=0.0, seed=2)
+    cfg = FitConfig(epochs=2, batch_size=batch_size, lr=0.0, seed=2)
     fit(start_checkpoint(labels, pre), recorded, val_ds, tmp_path / "a" / "b", cfg)
     last = Checkpoint.load(tmp_path / "a" / "b" / "last.pt")
     seed_everything(cfg.seed)
     net = build_model("tsm_resnet18", **start_checkpoint(labels, pre).config).train()
     torch.manual_seed(cfg.seed)  # epoch 0's seed: the clips' frame offsets and jitter
+    clips = [train_ds[i] for i in range(len(train_ds))]
     with torch.no_grad():
-        losses = [nn.functional.cross_entropy(net(x[None]), torch.tensor([y])).item()
-                  for x, y in (train_ds[i] for i in range(len(train_ds)))]
+        if batch_size == 1:
+            expected = np.mean([nn.functional.cross_entropy(net(x[None]), torch.tensor([y])).item() for x, y in clips])
+        else:
+            expected = nn.functional.cross_entropy(net(torch.stack([x for x, _ in clips])),
+                                                   torch.tensor([y for _, y in clips])).item()
     history = last.train_state["history"]
     assert [h["epoch"] for h in history] == [1, 2]
-    assert history[0]["train_loss"] == pytest.approx(float(np.mean(losses)), rel=1e-5)
+    assert history[0]["train_loss"] == pytest.approx(float(expected), rel=1e-5)
     assert torch.equal(last.state_dict["fc.weight"], net.state_dict()["fc.weight"])  # lr 0: unchanged
     n = len(train_ds)
     epochs = [recorded.reads[:n], recorded.reads[n:]]
     assert [sorted(e) for e in epochs] == [list(range(n))] * 2  # every clip once per epoch
-    assert epochs[0] != epochs[1]  # reshuffled every epoch
+    assert epochs[0] != epochs[1]  # reshuffled every epoch (720 orders of six clips)
     shown = capsys.readouterr()
     assert "tsm_resnet18 epoch 1/2: " in shown.err and "tsm_resnet18 epoch 2/2: " in shown.err  # the bars
     assert shown.out.splitlines() == [f"tsm_resnet18 epoch {h['epoch']}/2: loss {h['train_loss']:.3f}  "
