@@ -112,6 +112,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("docs/results"))
     ap.add_argument("--accepted", type=Path, default=Path("docs/testing.md"))
     ap.add_argument("--max-survivors", type=float, default=0.10)
+    ap.add_argument("--list-survivors", action="store_true",
+                    help="print the unlisted survivors' names and stop: mutmut keeps their verdicts while their "
+                         "code is unchanged, so `make mutate` re-runs them against the current tests")
     args = ap.parse_args()
     proc = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], capture_output=True,
                           text=True)
@@ -121,6 +124,9 @@ def main() -> None:
     if not results:
         raise SystemExit("mutation: no mutmut results here; run `make mutate`")
     accepted = accepted_survivors(args.accepted)
+    if args.list_survivors:
+        print(" ".join(n for n, v in sorted(results.items()) if v in SURVIVED and n not in accepted))
+        return
     rows = scores(results, accepted)
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "mutation.json", json.dumps({"max_survivors": args.max_survivors,
