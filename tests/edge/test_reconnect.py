@@ -19,7 +19,7 @@ from edge.backends import open_backend
 from edge.errors import EdgeError
 
 gi = pytest.importorskip("gi", reason="PyGObject (GStreamer bindings) not installed")
-from edge.pipeline import PULL_TIMEOUT_S, run  # noqa: E402
+from edge.pipeline import run  # noqa: E402
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
 FLAPPING = "test://?is-live=true&num-buffers=5&fps=60&width=64&height=48"  # ends (drops) every 5 frames
@@ -134,10 +134,9 @@ def test_rtsp_server_that_goes_away_is_retried_until_it_comes_back(color_bundle,
 def test_first_connection_to_a_dead_rtsp_server_fails_fast(color_bundle, caplog):
     caplog.set_level(logging.INFO, logger="edge.pipeline")
     uri = f"rtsp://127.0.0.1:{free_port()}/cam"
-    t0 = time.monotonic()
-    with pytest.raises(EdgeError, match=f"^--source {uri}: "):
+    with pytest.raises(EdgeError, match=f"^--source {uri}: ") as e:
         run(color_bundle, open_backend(color_bundle), uri, [])
-    assert time.monotonic() - t0 < PULL_TIMEOUT_S  # the bus error is seen at once, not after the pull timeout
+    assert "no frames within" not in str(e.value)  # the bus error itself, not the pull timeout's verdict
     assert logged_delays(caplog) == []
 
 
