@@ -55,6 +55,9 @@ test: .stamps/venv
 MUTATE_JOBS ?= 3
 mutate: kernels
 	$(PY) -m pip install -q -e '.[mutation]'
+	@# mutmut picks the tests to run for a mutant from stats of an earlier run: tests added since would never
+	@# be run against old mutants, so the stats are always collected afresh
+	rm -f mutants/mutmut-stats.json
 	EDGE_KERNELS_BUILD=$(CURDIR)/kernels/_build $(PY) -m mutmut run --max-children $(MUTATE_JOBS)
 	@survivors=$$($(PY) -m benchmarks.mutation --list-survivors); if [ -n "$$survivors" ]; then \
 		echo "re-checking $$(echo $$survivors | wc -w) survivors against the current tests"; \

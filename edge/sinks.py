@@ -92,7 +92,7 @@ class AppSrcSink:
     def decision(self, d: Decision) -> None:
         pass
 
-    def close(self, ok: bool = True) -> None:
+    def close(self, ok: bool) -> None:
         Gst, _ = gst()
         if self.pipe is not None:
             self.src.emit("end-of-stream")
@@ -124,7 +124,7 @@ class JsonSink:
                                  "infer_ms": round(d.infer_ms, 3)}) + "\n")
         self.f.flush()
 
-    def close(self, ok: bool = True) -> None:
+    def close(self, ok: bool) -> None:
         self.f.close()
         if ok:  # Ctrl-C counts as ok: the events up to it are complete lines
             finalize(self.tmp, self.final)

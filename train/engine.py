@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -64,15 +64,19 @@ class Checkpoint:
 
     @classmethod
     def load(cls, path: str | Path) -> Checkpoint:
+        """A ``.pt`` checkpoint, or a ``.edgez`` (compressed, train.compress.store) decoded to one."""
         p = Path(path)
         if not p.is_file():
             raise EdgeError(f"checkpoint {p}: no such file")
+        if p.suffix == ".edgez":
+            from train.compress.store import read_edgez  # the store builds on this module
+            return read_edgez(p)
         try:
             d = torch.load(p, map_location="cpu")
             return cls(model=d["model"], config=d["config"], state_dict=d["state_dict"], labels=d["labels"],
                        input=d["input"], train_state=d.get("train_state", {}))
         except Exception as e:  # torch.load/unpickling raise many types on a file that is not a checkpoint
-            first = (str(e).strip().splitlines() or [""])[0]  # torch's unpickling errors run to many lines
+            first = str(e).strip().partition("\n")[0]  # torch's unpickling errors run to many lines
             raise EdgeError(f"checkpoint {p}: not an edge checkpoint ({type(e).__name__}: {first})") from None
 
 
@@ -91,21 +95,42 @@ def evaluate(model: nn.Module, loader: Iterable, num_classes: int, progress: boo
 
 @dataclass
 class FitConfig:
+    """``keep_last``: return the last epoch, not the best; a compression fine-tune must, since its last
+    epoch is the one that reached the target sparsity."""
+
     epochs: int = 15
     batch_size: int = 16
     lr: float = 2e-3
     weight_decay: float = 1e-4
     seed: int = 0
     workers: int = 0
+    keep_last: bool = False
+
+
+class Constraint(Protocol):
+    """What a compression stage keeps true while a model trains (masks, shared weights): ``attach`` once the
+    weights are loaded (fresh or resumed, so it must rebuild its state from them), ``after_step`` after each
+    optimizer step, ``after_epoch`` (0-based) before validation and the epoch's checkpoint."""
+
+    def attach(self, model: nn.Module) -> None: ...
+
+    def after_step(self, model: nn.Module) -> None: ...
+
+    def after_epoch(self, model: nn.Module, epoch: int) -> None: ...
 
 
 def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitConfig,
-        resume: bool = False, progress: bool = True) -> Checkpoint:
-    """Train, validate every epoch, keep ``best.pt`` (by val clip accuracy) and ``last.pt`` in ``out``."""
+        resume: bool = False, progress: bool = True, constraints: Sequence[Constraint] = ()) -> Checkpoint:
+    """Train, validate every epoch, keep ``best.pt`` (by val clip accuracy) and ``last.pt`` in ``out``.
+
+    Starts from ``ckpt.state_dict`` when it has one (fine-tuning), from a fresh initialisation otherwise.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     model = build_model(ckpt.model, **ckpt.config)
+    if ckpt.state_dict:
+        model.load_state_dict(ckpt.state_dict)
     opt = torch.optim.AdamW(model.parameters(), weight_decay=cfg.weight_decay)  # lr: set by the schedule
     start, best, history, steps_done = 0, -1.0, [], 0
     if resume:
@@ -116,6 +141,8 @@ def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitC
         opt.load_state_dict(last.train_state["optimizer"])
         steps_done = last.train_state["scheduler"]["last_epoch"]
         start, best, history = last.train_state["epoch"] + 1, last.train_state["best"], last.train_state["history"]
+    for c in constraints:
+        c.attach(model)
     # The shuffle draws from torch's global generator, which every epoch re-seeds (below).
     train_loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.workers,
                               drop_last=len(train_ds) > cfg.batch_size)
@@ -140,8 +167,12 @@ def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitC
             loss.backward()
             opt.step()
             sched.step()
+            for c in constraints:
+                c.after_step(model)
             total, n = total + loss.item() * len(y), n + len(y)
             bar.set_postfix(loss=f"{total / n:.3f}")
+        for c in constraints:
+            c.after_epoch(model, epoch)
         val = evaluate(model, val_loader, len(ckpt.labels))
         history.append({"epoch": epoch + 1, "train_loss": total / n, "val_accuracy": val["accuracy"]})
         if progress:
@@ -158,4 +189,4 @@ def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitC
                        {**ckpt.train_state, "epoch": epoch, "best": best, "history": history,
                         "val": val}).save(out / "best.pt")
     write_text(out / "history.json", json.dumps(history, indent=2) + "\n")
-    return Checkpoint.load(out / "best.pt")
+    return Checkpoint.load(out / ("last.pt" if cfg.keep_last else "best.pt"))

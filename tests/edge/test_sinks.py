@@ -3,6 +3,7 @@ RTP stream received on a loopback UDP socket."""
 
 import json
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -118,6 +119,31 @@ def test_no_h264_encoder_is_a_one_line_error_naming_the_package(monkeypatch):
     with pytest.raises(EdgeError) as e:
         sinks._encoder()
     assert str(e.value) == "no H.264 encoder in GStreamer (install gstreamer1.0-plugins-ugly for x264enc)"
+
+
+@pytest.mark.parametrize("fps, rate", [(12.0, (12, 1)), (29.97, (2997, 100)), (1.0, (1, 1)), (0.5, (1, 2))])
+def test_pushed_frames_carry_the_source_rate_and_back_to_back_timestamps(fps, rate):
+    # a real appsrc into a fakesink that keeps the last buffer: caps rate, buffer pts and durations
+    pytest.importorskip("gi", reason="PyGObject (GStreamer bindings) not installed")
+    from edge.gst import gst
+
+    Gst, _ = gst()
+    sink = AppSrcSink("test://", "fakesink name=out sync=false enable-last-sample=true")
+    frame = np.zeros((8, 12, 3), np.uint8)
+    for _ in range(3):
+        sink.frame(frame, fps, None)
+    caps = sink.src.get_property("caps").get_structure(0)
+    got, num, den = caps.get_fraction("framerate")
+    assert got and (num, den) == rate
+    step = Gst.SECOND * rate[1] // rate[0]  # whole nanoseconds
+    out, deadline = sink.pipe.get_by_name("out"), time.monotonic() + 10
+    while (sample := out.get_property("last-sample")) is None or sample.get_buffer().pts < 2 * step:
+        assert time.monotonic() < deadline, "the third frame never reached the sink"
+        time.sleep(0.01)  # frames arrive in order, after push-buffer returns
+    buf = sample.get_buffer()
+    assert type(sink.duration) is int and buf.duration == step
+    assert buf.pts == 2 * step  # the third frame: the first one starts at 0
+    sink.close(ok=True)
 
 
 def test_a_source_without_a_frame_rate_is_written_at_30_fps(tmp_path, media_info):

@@ -28,6 +28,8 @@ def test_tsm_default_is_the_papers_shift():
     assert y[:, 3].tolist() == [0, 3, 103]
     assert y[:, 4:].tolist() == frames(1, 3, 16)[:, 4:, 0, 0].tolist()
     assert np.array_equal(temporal_shift_numpy(frames(1, 3, 16), 3), temporal_shift(frames(1, 3, 16), 3))
+    # the torch reference (what ONNX export traces) has the same default
+    assert np.array_equal(temporal_shift_torch(torch.from_numpy(frames(1, 3, 16)), 3).numpy()[:, :, 0, 0], y)
 
 
 def test_clips_in_a_batch_do_not_leak_into_each_other():
@@ -69,6 +71,8 @@ def test_bad_folds_are_refused(bad):
 def test_leading_dim_must_be_whole_clips():
     with pytest.raises(ValueError, match="not a multiple of n_segments=4"):
         temporal_shift(np.zeros((6, 8, 2, 2), np.float32), 4)
+    with pytest.raises(ValueError, match="not a multiple of n_segments=4"):  # the torch reference, eagerly
+        temporal_shift_torch(torch.zeros(6, 8, 2, 2), 4)
 
 
 shapes = st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(4, 40), st.integers(1, 7), st.integers(1, 5))
@@ -150,6 +154,7 @@ def test_shift_spec_limits_are_exact_one_line_errors():
     with pytest.raises(ValueError, match=r"^temporal_shift: fold_div and two_unit_div must be >= 2$"):
         ShiftSpec(16, 8, two_unit_div=1)
     assert ShiftSpec(8, fold_div=4, two_unit_div=4).out_channels == 12  # 2*2 + 2*2 = 8: exactly fits
+    assert ShiftSpec(8, fold_div=16, two_unit_div=2).out_channels == 16  # 2 is the smallest divisor allowed
     with pytest.raises(ValueError, match=r"^temporal_shift: 8 channels cannot hold the two-unit folds$"):
         ShiftSpec(8, fold_div=2, two_unit_div=4)  # 2*4 + 2*2 = 12 > 8
     with pytest.raises(ValueError, match=r"^temporal_shift: leading dim 10 is not a multiple of n_segments=3$"):

@@ -20,6 +20,20 @@ def test_tsn_train_mode_draws_one_frame_inside_each_segment(n, k, seed):
         assert np.all((idx >= seg[:-1]) & (idx < seg[1:]))
 
 
+class LargestDraw:
+    """A generator whose uniform(0, 1) draws are all the largest float below 1."""
+
+    def uniform(self, low: float, high: float, n: int) -> np.ndarray:
+        return np.full(n, np.nextafter(1.0, 0.0))
+
+
+@pytest.mark.parametrize("n, k", [(10, 3), (1003, 2), (7, 8)])
+def test_the_largest_draw_stays_inside_the_last_segment(n, k):
+    # start + u * (end - start) rounds up to end = n for these lengths: the sampler must clamp it
+    idx = tsn_indices(n, k, train=True, rng=LargestDraw())
+    assert idx[-1] == n - 1 and idx.max() < n
+
+
 def test_tsn_train_offsets_are_random_but_seeded():
     a = tsn_indices(100, 8, True, np.random.default_rng(1))
     b = tsn_indices(100, 8, True, np.random.default_rng(1))

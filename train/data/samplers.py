@@ -21,7 +21,9 @@ def tsn_indices(num_frames: int, num_segments: int, train: bool,
         return uniform_indices(num_frames, num_segments)
     rng = rng or np.random.default_rng()
     edges = np.linspace(0, num_frames, num_segments + 1)
-    starts, ends = np.floor(edges[:-1]), np.maximum(np.floor(edges[1:]), np.floor(edges[:-1]) + 1)
+    # a segment shorter than a frame (more segments than frames) has start == end: its start frame
+    starts, ends = np.floor(edges[:-1]), np.floor(edges[1:])
+    # u < 1, yet start + u * (end - start) can round up to end: the last segment would read past the video
     return np.minimum((starts + rng.uniform(0, 1, num_segments) * (ends - starts)).astype(np.int64),
                       num_frames - 1)
 

@@ -1,15 +1,20 @@
 """MobileNetV2-style 2D backbone (Sandler et al., 2018), written here (no torchvision).
 
 ``width_mult`` scales channels. ``temporal`` goes at the start of the residual branch of every inverted
-residual block that has a skip connection, as in the TSM online (MobileNetV2) model.
+residual block that has a skip connection, as in the TSM online (MobileNetV2) model. ``inner_widths``
+(one per block) sets each block's expanded (hidden) width, what structured pruning removes; a block without
+an expansion conv has none of its own (its depthwise conv runs on the block input), so its entry must equal
+its input width.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
-from train.models.resnet import TemporalFactory
+from train.models.resnet import TemporalFactory, check_inner_widths
 
 # (expansion t, channels c, repeats n, first stride s), from the paper's Table 2.
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
@@ -26,9 +31,12 @@ def conv_bn_relu6(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1)
 
 
 class InvertedResidual(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, expand: int, temporal: TemporalFactory) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, expand: int, temporal: TemporalFactory,
+                 hidden: int | None = None) -> None:
         super().__init__()
-        hidden = cin * expand
+        hidden = cin * expand if hidden is None else hidden
+        if expand == 1 and hidden != cin:
+            raise ValueError(f"inner_widths: a block without expansion has {cin} inner channels, got {hidden}")
         self.use_res = stride == 1 and cin == cout
         self.temporal = temporal() if (temporal and self.use_res) else nn.Identity()
         c_branch = self.temporal.out_channels(cin) if self.use_res and temporal else cin  # MSTSM widens it
@@ -45,14 +53,16 @@ class InvertedResidual(nn.Module):
 class MobileNetV2(nn.Module):
     """Returns pooled features (N, out_features) for (N, 3, H, W) frames."""
 
-    def __init__(self, width_mult: float = 1.0, temporal: TemporalFactory = None) -> None:
+    def __init__(self, width_mult: float = 1.0, temporal: TemporalFactory = None,
+                 inner_widths: Sequence[int] | None = None) -> None:
         super().__init__()
+        inner = iter(check_inner_widths(inner_widths, sum(n for _, _, n, _ in SETTINGS)))
         cin = _divisible(32 * width_mult)
         layers: list[nn.Module] = [conv_bn_relu6(3, cin, 3, 2)]
         for t, c, n, s in SETTINGS:
             cout = _divisible(c * width_mult)
             for i in range(n):
-                layers.append(InvertedResidual(cin, cout, s if i == 0 else 1, t, temporal))
+                layers.append(InvertedResidual(cin, cout, s if i == 0 else 1, t, temporal, next(inner)))
                 cin = cout
         self.out_features = _divisible(1280 * max(1.0, width_mult))
         layers.append(conv_bn_relu6(cin, self.out_features, 1))

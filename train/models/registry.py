@@ -5,7 +5,7 @@ A checkpoint stores ``(name, config)``; ``build_model(name, **config)`` rebuilds
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
 from torch import nn
@@ -38,16 +38,17 @@ def build_model(name: str, **config: object) -> nn.Module:
 
 
 def _segment_model(backbone: str, kind: str, *, num_classes: int, num_segments: int = 8, width: float = 64,
-                   fold_div: int = 8, two_unit_div: int = 16, dropout: float = 0.0) -> nn.Module:
+                   fold_div: int = 8, two_unit_div: int = 16, dropout: float = 0.0,
+                   inner_widths: Sequence[int] | None = None) -> nn.Module:
     temporal = {
         "tsn": None,
         "tsm": partial(TemporalShift, num_segments, fold_div),
         "mstsm": partial(MultiScaleTemporalShift, num_segments, fold_div, two_unit_div),
     }[kind]
     if backbone == "resnet18":
-        net: nn.Module = resnet18(int(width), temporal)
+        net: nn.Module = resnet18(int(width), temporal, inner_widths)
     else:
-        net = MobileNetV2(float(width), temporal)
+        net = MobileNetV2(float(width), temporal, inner_widths)
     return SegmentRecognizer(net, num_classes, num_segments, dropout)
 
 

@@ -1,0 +1,141 @@
+"""Structured pruning with real surgery: a smaller network built from its config, the kept slices copied.
+
+Only a block's internal channels are pruned (docs/compression.md, "Structured pruning, residual additions
+and the temporal shift"): a ResNet ``BasicBlock``'s conv1 outputs (its BatchNorm, conv2's inputs) and an
+``InvertedResidual``'s expanded channels (expand conv, both BatchNorms, the depthwise conv, the project
+conv's inputs). No addition and no shift touches them, so residual groups and shift folds stay as trained.
+The pruned architecture is ``build_model(name, **config, inner_widths=[...])``: a normal checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from train.compress.criteria import CRITERIA, select_pruned
+from train.models import build_model
+from train.models.mobilenetv2 import InvertedResidual
+from train.models.resnet import BasicBlock
+
+_BN = ("weight", "bias", "running_mean", "running_var")
+
+
+@dataclass(frozen=True)
+class Group:
+    """One block's internal channels. ``produce``: tensors whose ``dim`` indexes the channels (their
+    values are per channel: averaged on a merge); ``consume``: the next conv's input slices (summed)."""
+
+    block: str
+    producer: str  # module name of the conv whose filters are scored
+    width: int
+    produce: tuple[tuple[str, int], ...]
+    consume: tuple[tuple[str, int], ...]
+    prunable: bool = True
+
+
+def _conv_bn(prefix: str) -> list[tuple[str, int]]:
+    return [(f"{prefix}.0.weight", 0)] + [(f"{prefix}.1.{k}", 0) for k in _BN]
+
+
+def _basic_block(name: str, m: BasicBlock) -> Group:
+    return Group(name, f"{name}.conv1.0", m.conv1[0].out_channels, tuple(_conv_bn(f"{name}.conv1")),
+                 ((f"{name}.conv2.0.weight", 1),))
+
+
+def _inverted_residual(name: str, m: InvertedResidual) -> Group:
+    # [expand conv-BN-ReLU6,] depthwise conv-BN-ReLU6, project conv, BN; without expansion the depthwise
+    # conv runs on the block input, so there is nothing of the block's own to prune
+    expands = len(m.conv) == 4
+    dw = int(expands)
+    produce = (_conv_bn(f"{name}.conv.0") if expands else []) + _conv_bn(f"{name}.conv.{dw}")
+    return Group(name, f"{name}.conv.0.0", m.conv[dw][0].out_channels, tuple(produce),
+                 ((f"{name}.conv.{dw + 1}.weight", 1),), prunable=expands)
+
+
+_BLOCKS = {BasicBlock: _basic_block, InvertedResidual: _inverted_residual}
+
+
+def groups(model: nn.Module) -> list[Group]:
+    """Every block's inner channel group, in ``inner_widths`` order (unprunable ones included)."""
+    return [_BLOCKS[type(m)](name, m) for name, m in model.named_modules() if type(m) in _BLOCKS]
+
+
+def selected(groups_: list[Group], layers: tuple[str, ...] | None) -> list[Group]:
+    """The prunable groups a recipe's ``layers`` globs pick: a glob may name the block or its scored conv."""
+    return [g for g in groups_ if g.prunable and (layers is None or any(
+        fnmatchcase(g.block, p) or fnmatchcase(g.producer, p) for p in layers))]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Channels of one group after pruning: ``keep`` (ascending); ``merged`` (the channels averaged into
+    ``keep``'s entry at ``merged[0]``, MSTSM Sec. 3.5.3) or empty."""
+
+    group: Group
+    keep: np.ndarray
+    merged: np.ndarray
+
+
+def plan(group: Group, scores: np.ndarray, ratio: float, average_inputs: bool = False) -> Plan:
+    """Drop the floor(ratio * n) lowest scores; with ``average_inputs`` the one after them joins them and
+    all of them become one averaged channel, so the width ends the same either way."""
+    pruned = select_pruned(scores, ratio)
+    if average_inputs and pruned.size:
+        order = np.argsort(np.asarray(scores, dtype=np.float64), kind="stable")
+        merged = np.sort(order[: pruned.size + 1])
+        drop = merged[1:]
+    else:
+        merged, drop = np.zeros(0, dtype=np.int64), pruned
+    keep = np.setdiff1d(np.arange(group.width), drop)
+    return Plan(group, keep, merged)
+
+
+def _sliced(t: torch.Tensor, dim: int, p: Plan, reduce: str) -> torch.Tensor:
+    out = t.index_select(dim, torch.as_tensor(p.keep))
+    if p.merged.size:
+        parts = t.index_select(dim, torch.as_tensor(p.merged))
+        value = parts.mean(dim, keepdim=True) if reduce == "mean" else parts.sum(dim, keepdim=True)
+        at = int(np.searchsorted(p.keep, p.merged[0]))
+        out.narrow(dim, at, 1).copy_(value)
+    return out
+
+
+def apply(model: nn.Module, name: str, config: dict[str, Any], plans: list[Plan]) -> tuple[nn.Module, dict]:
+    """Build the smaller model and copy every tensor, slicing those the plans touch. Returns (model, config)."""
+    widths = {g.block: g.width for g in groups(model)}
+    cuts: dict[str, tuple[int, Plan, str]] = {}
+    for p in plans:
+        widths[p.group.block] = int(p.keep.size)
+        cuts.update({k: (d, p, "mean") for k, d in p.group.produce})
+        cuts.update({k: (d, p, "sum") for k, d in p.group.consume})
+    new_config = {**config, "inner_widths": list(widths.values())}
+    small = build_model(name, **new_config)
+    old = model.state_dict()
+    state = {}
+    for key, target in small.state_dict().items():
+        t = old[key]
+        if key in cuts:
+            dim, p, reduce = cuts[key]
+            t = _sliced(t, dim, p, reduce)
+        if t.shape != target.shape:
+            raise RuntimeError(f"surgery: {key} is {tuple(t.shape)} after slicing, the pruned model wants "
+                               f"{tuple(target.shape)}")
+        state[key] = t.clone()
+    small.load_state_dict(state)
+    return small.train(model.training), new_config
+
+
+def filter_prune(model: nn.Module, name: str, config: dict[str, Any], criterion: str, ratio: float,
+                 layers: tuple[str, ...] | None = None, average_inputs: bool = False,
+                 ) -> tuple[nn.Module, dict, list[Plan]]:
+    """Score each selected group's filters with ``criterion``, prune ``ratio`` of them, rebuild."""
+    modules = dict(model.named_modules())
+    plans = [plan(g, CRITERIA[criterion](modules[g.producer].weight), ratio, average_inputs)
+             for g in selected(groups(model), layers)]
+    small, new_config = apply(model, name, config, plans)
+    return small, new_config, plans
