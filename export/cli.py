@@ -25,5 +25,21 @@ def export_cmd(ckpt: Path, out: Path, data: Path | None, int8: bool, calib: Path
                + ", ".join(f"{k} {v:.3f}" for k, v in report.accuracy.items()) + ")")
 
 
+@click.command("compress")
+@click.option("--ckpt", required=True, type=click.Path(path_type=Path), help="Trained checkpoint (RUN/best.pt).")
+@click.option("--recipe", required=True, type=click.Path(path_type=Path), help="TOML recipe (docs/compression.md).")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Dataset to fine-tune and evaluate on.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for stages and report.")
+@click.option("--resume", is_flag=True, help="Continue OUT from its last finished stage.")
+def compress_cmd(ckpt: Path, recipe: Path, data: Path, out: Path, resume: bool) -> None:
+    """Prune, sparsify, weight-share, store: a recipe's stages, each fine-tuned and measured."""
+    from export.compress import compress, markdown
+
+    rows = compress(ckpt, recipe, data, out, resume=resume)
+    click.echo(markdown(rows), nl=False)
+    click.echo(f"final checkpoint {out / 'checkpoint.pt'}; report {out / 'report.md'}")
+
+
 def register(group: click.Group) -> None:
     group.add_command(export_cmd)
+    group.add_command(compress_cmd)

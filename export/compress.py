@@ -1,0 +1,89 @@
+"""``edge compress``: runs a recipe (train.compress.pipeline) and writes the stage-by-stage report.
+
+It lives in ``export`` rather than ``train/cli.py`` (where ARCHITECTURE.md first put it) because every
+report row measures an exported model: the fp32 ONNX size and ONNX Runtime latency (docs/design.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edge.atomic import atomic_path, write_text
+from edge.backends.ort import OrtBackend
+from edge.bench import latency_ms
+from edge.errors import EdgeError
+from export.onnx import export_onnx
+from train.compress.pipeline import Runner, load_data, prepare
+from train.compress.recipe import Stage, Store, load_recipe
+from train.engine import Checkpoint
+
+LATENCY_RUNS = 30
+COLUMNS = ("stage", "kind", "accuracy", "params", "params_nonzero", "gflops", "size_mb", "latency_ms_p50")
+
+
+def measure(example: np.ndarray):  # noqa: ANN201 - returns a train.compress.pipeline.Measure
+    """Size and batch-1 ORT CPU latency of a stage: its fp32 ONNX (kept as ``model.onnx`` in the stage
+    directory), or for ``store`` the ``.edgez`` file, the smallest honest file of that stage."""
+
+    def run(ckpt: Checkpoint, sdir: Path, stage: Stage | None) -> dict[str, float]:
+        onnx_path = export_onnx(ckpt.build(), torch.from_numpy(example), sdir / "model.onnx")
+        lat = float(np.median(latency_ms(OrtBackend(onnx_path, threads=1), example, LATENCY_RUNS)))
+        size = (sdir / "store.json") if isinstance(stage, Store) else None
+        nbytes = json.loads(size.read_text())["file_bytes"] if size else onnx_path.stat().st_size
+        return {"size_mb": round(nbytes / 2**20, 4), "latency_ms_p50": round(lat, 3)}
+
+    return run
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * 2 + "---:|" * (len(COLUMNS) - 2)]
+    lines += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Accuracy against size and against latency, one labelled point per stage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, key, label in ((axes[0], "size_mb", "size (MB)"), (axes[1], "latency_ms_p50", "ORT CPU latency p50 (ms)")):
+        ax.plot([r[key] for r in rows], [r["accuracy"] for r in rows], "o-")
+        for r in rows:
+            ax.annotate(r["stage"], (r[key], r["accuracy"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test clip accuracy")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def compress(ckpt_path: Path, recipe_path: Path, data: Path, out: Path, resume: bool = False,
+             progress: bool = True) -> list[dict[str, Any]]:
+    """Validate everything, then run; ``out`` is created only once the inputs are known good."""
+    recipe = load_recipe(recipe_path)
+    ckpt = Checkpoint.load(ckpt_path)
+    prepare(recipe, ckpt)
+    if out.exists() and not resume:
+        raise EdgeError(f"--out {out}: already exists (pass --resume to continue it, or choose a new directory)")
+    if resume and not (out / "stages").is_dir():
+        raise EdgeError(f"--resume: {out} has no stages to resume")
+    loaded = load_data(ckpt, data)
+    if len(loaded.test) == 0:
+        raise EdgeError(f"--data {data}: its test split has no readable videos")
+    example = loaded.test[0][0][None].numpy()
+    out.mkdir(parents=True, exist_ok=True)
+    rows = Runner(recipe, ckpt, loaded, out, measure(example), progress).run(resume)
+    write_text(out / "report.json", json.dumps({"stages": rows}, indent=2) + "\n")
+    write_text(out / "report.md", markdown(rows))
+    plot(rows, out / "report.png")
+    return rows

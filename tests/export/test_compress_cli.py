@@ -1,0 +1,129 @@
+"""`edge compress` on tiny data: every stage kind in one recipe through the real command, a report row per
+stage, a final checkpoint and a .edgez that `edge export` takes, resume after an interrupted stage, and
+bad recipes refused before the output directory exists."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from edge.preprocess import Preprocess
+from export.compress import compress
+from train.compress import masks
+from train.data import dataset_from_dir
+from train.data.synth import generate
+from train.engine import Checkpoint
+from train.models import build_model
+
+RECIPE = """
+[[stage]]
+kind = "filter_prune"
+criterion = "geometric_median"
+ratio = 0.5
+finetune_epochs = 1
+
+[[stage]]
+kind = "magnitude_prune"
+conv_sparsity = 0.6
+fc_sparsity = 0.5
+step = 0.3
+finetune_epochs = 1
+
+[[stage]]
+kind = "dsd"
+epochs = 1
+
+[[stage]]
+kind = "kmeans"
+conv_bits = 5
+fc_bits = 3
+finetune_epochs = 1
+
+[[stage]]
+kind = "store"
+"""
+
+
+def edge(*args):
+    return subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compress")
+    data = generate(root / "data", classes=2, videos_per_class=4, seed=1, frames=8, size=32, progress=False).out
+    pre = Preprocess(16, 18)
+    torch.manual_seed(0)
+    model = build_model("tsm_resnet18", num_classes=2, num_segments=2, width=4)
+    ckpt = Checkpoint("tsm_resnet18", {"num_classes": 2, "num_segments": 2, "width": 4}, model.state_dict(),
+                      dataset_from_dir(data, "train")[1],
+                      {"preprocess": pre.to_dict(), "clip": {"num_segments": 2, "window_frames": 8, "stride_frames": 2}},
+                      {"fit": {"batch_size": 4, "seed": 0}})
+    ckpt.save(root / "in.pt")
+    (root / "recipe.toml").write_text(RECIPE)
+    return root, data
+
+
+def test_every_stage_runs_and_reports_through_the_command(setup):
+    root, data = setup
+    out = root / "out"
+    r = edge("compress", "--ckpt", root / "in.pt", "--recipe", root / "recipe.toml", "--data", data, "--out", out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = json.loads((out / "report.json").read_text())["stages"]
+    assert [x["kind"] for x in rows] == ["input", "filter_prune", "magnitude_prune", "dsd", "kmeans", "store"]
+    assert set(rows[0]) == {"stage", "kind", "accuracy", "params", "params_nonzero", "gflops", "size_mb",
+                            "latency_ms_p50"}
+    assert rows[1]["params"] < rows[0]["params"] and rows[1]["gflops"] < rows[0]["gflops"]  # real surgery
+    assert rows[2]["params_nonzero"] < 0.6 * rows[2]["params"]  # 60% of conv weights gone (BN stays)
+    assert rows[3]["params_nonzero"] == rows[2]["params_nonzero"]  # DSD prunes back to the same sparsity
+    assert rows[5]["size_mb"] < rows[4]["size_mb"] / 3  # the .edgez against the fp32 ONNX
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "report.md").read_text().count("\n") == 2 + len(rows)
+    final = Checkpoint.load(out / "checkpoint.pt")
+    stored = Checkpoint.load(out / "model.edgez")
+    assert final.config["inner_widths"] == stored.config["inner_widths"] == [2, 2, 4, 4, 8, 8, 16, 16]
+    for k, v in final.state_dict.items():
+        assert torch.equal(stored.state_dict[k], v), k
+    for name, (m, kind) in masks.targets(final.build()).items():
+        assert torch.unique(m.weight).numel() <= (32 if kind == "conv" else 8), name
+    r = edge("export", "--ckpt", out / "model.edgez", "--out", root / "bundle", "--data", data)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (root / "bundle" / "model.onnx").is_file()
+
+
+def test_resume_skips_finished_stages_and_redoes_the_interrupted_one(setup, tmp_path):
+    root, data = setup
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[[stage]]\nkind = "magnitude_prune"\nsparsity = 0.5\n\n[[stage]]\nkind = "kmeans"\n')
+    out = tmp_path / "out"
+    first = compress(root / "in.pt", recipe, data, out, progress=False)
+    final = Checkpoint.load(out / "checkpoint.pt").state_dict
+    done = (out / "stages" / "1-magnitude_prune" / "checkpoint.pt").stat().st_mtime_ns
+    (out / "stages" / "2-kmeans" / "row.json").unlink()  # as if Ctrl-C hit during stage 2
+    again = compress(root / "in.pt", recipe, data, out, resume=True, progress=False)
+    assert (out / "stages" / "1-magnitude_prune" / "checkpoint.pt").stat().st_mtime_ns == done
+    assert again[:2] == first[:2]  # read back, latency included: not re-measured
+    timeless = [{k: v for k, v in r.items() if k != "latency_ms_p50"} for r in (first[2], again[2])]
+    assert timeless[0] == timeless[1]
+    for k, v in Checkpoint.load(out / "checkpoint.pt").state_dict.items():  # the redone stage is seeded
+        assert torch.equal(v, final[k]), k
+
+
+@pytest.mark.parametrize("recipe, message", [
+    ('[[stage]]\nkind = "prune"\n', "stage 1: kind: unknown 'prune'"),
+    ('[[stage]]\nkind = "magnitude_prune"\nsparsity = 1.0\n', "sparsity: 1.0 is outside [0, 1)"),
+    ('[[stage]]\nkind = "filter_prune"\ncriterion = "l1"\nratio = 0.3\nlayers = "nothing.*"\n',
+     "layers: 'nothing.*' matches no module"),
+    ('[[stage]]\nkind = "store"\n', "'store' comes before any pruning or quantization stage"),
+])
+def test_a_bad_recipe_is_one_line_and_creates_nothing(setup, tmp_path, recipe, message):
+    root, data = setup
+    (tmp_path / "bad.toml").write_text(recipe)
+    r = edge("compress", "--ckpt", root / "in.pt", "--recipe", tmp_path / "bad.toml", "--data", data,
+             "--out", tmp_path / "out")
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "out").exists()
