@@ -18,7 +18,8 @@ from edge.backends.ort import OrtBackend
 from edge.bench import latency_ms
 from edge.errors import EdgeError
 from export.onnx import export_onnx
-from train.compress.pipeline import Runner, load_data, prepare
+from export.qdq import export_qdq
+from train.compress.pipeline import Runner, built, load_data, prepare
 from train.compress.recipe import Stage, Store, load_recipe
 from train.engine import Checkpoint
 
@@ -27,12 +28,19 @@ COLUMNS = ("stage", "kind", "accuracy", "params", "params_nonzero", "gflops", "s
 
 
 def measure(example: np.ndarray):  # noqa: ANN201 - returns a train.compress.pipeline.Measure
-    """Size and batch-1 ORT CPU latency of a stage: its fp32 ONNX (kept as ``model.onnx`` in the stage
-    directory), or for ``store`` the ``.edgez`` file, the smallest honest file of that stage."""
+    """Size and batch-1 ORT CPU latency (one thread) of a stage: its fp32 ONNX (kept as ``model.onnx`` in
+    the stage directory), its Q/DQ ONNX once quantized (``model.int8.onnx``), or for ``store`` the
+    ``.edgez`` file: the smallest honest file of that stage."""
 
     def run(ckpt: Checkpoint, sdir: Path, stage: Stage | None) -> dict[str, float]:
-        onnx_path = export_onnx(ckpt.build(), torch.from_numpy(example), sdir / "model.onnx")
-        lat = float(np.median(latency_ms(OrtBackend(onnx_path, threads=1), example, LATENCY_RUNS)))
+        x = torch.from_numpy(example)
+        if "qat" in ckpt.train_state:
+            onnx_path = export_qdq(built(ckpt), x, sdir / "model.int8.onnx")
+            backend = OrtBackend(onnx_path, "int8", threads=1)
+        else:
+            onnx_path = export_onnx(ckpt.build(), x, sdir / "model.onnx")
+            backend = OrtBackend(onnx_path, threads=1)
+        lat = float(np.median(latency_ms(backend, example, LATENCY_RUNS)))
         size = (sdir / "store.json") if isinstance(stage, Store) else None
         nbytes = json.loads(size.read_text())["file_bytes"] if size else onnx_path.stat().st_size
         return {"size_mb": round(nbytes / 2**20, 4), "latency_ms_p50": round(lat, 3)}

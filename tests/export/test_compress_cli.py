@@ -8,12 +8,15 @@ import json
 import subprocess
 import sys
 
+import onnx
 import pytest
 import torch
+from onnx import numpy_helper
 
 from edge.preprocess import Preprocess
 from export.compress import compress
 from train.compress import masks
+from train.compress.schedule import meets_2_4
 from train.data import dataset_from_dir
 from train.data.synth import generate
 from train.engine import Checkpoint
@@ -127,3 +130,26 @@ def test_a_bad_recipe_is_one_line_and_creates_nothing(setup, tmp_path, recipe, m
              "--out", tmp_path / "out")
     assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_two_four_and_int8_stages_keep_their_pattern_into_the_onnx_files(setup, tmp_path):
+    root, data = setup
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[[stage]]\nkind = "semi_structured"\nfinetune_epochs = 1\n\n'
+                      '[[stage]]\nkind = "int8"\nfinetune_epochs = 1\n')
+    out = tmp_path / "out"
+    rows = compress(root / "in.pt", recipe, data, out, progress=False)
+    report = json.loads((out / "stages" / "1-semi_structured" / "two_four.json").read_text())
+    by_name = {r["name"]: r for r in report}
+    assert not by_name["backbone.stem.0.0"]["met"]  # 3 input channels: no groups of 4
+    assert all(r["met"] for n, r in by_name.items() if r["shape"][1] % 4 == 0)  # through the fine-tune too
+    assert by_name["fc"]["density"] == pytest.approx(0.5)
+    # what TensorRT will see: every ONNX weight with 4k input channels still meets 2:4 (BN folded in)
+    graph = onnx.load(str(out / "stages" / "1-semi_structured" / "model.onnx")).graph
+    convs = [numpy_helper.to_array(i) for i in graph.initializer if numpy_helper.to_array(i).ndim == 4]
+    assert convs and all(meets_2_4(w) for w in convs if w.shape[1] % 4 == 0)
+    assert [r["kind"] for r in rows] == ["input", "semi_structured", "int8"]
+    assert rows[2]["size_mb"] < rows[1]["size_mb"]  # the Q/DQ file (at this size, mostly graph, not weights)
+    q = onnx.load(str(out / "stages" / "2-int8" / "model.int8.onnx")).graph
+    assert {i.data_type for i in q.initializer if len(i.dims) == 4} == {onnx.TensorProto.INT8}
+    assert "qat" in Checkpoint.load(out / "checkpoint.pt").train_state

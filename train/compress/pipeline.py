@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from edge.atomic import write_text
 from edge.errors import EdgeError
-from train.compress import kmeans, masks, surgery
+from train.compress import kmeans, masks, qat, surgery
 from train.compress.recipe import (
     Dsd,
     FilterPrune,
@@ -42,6 +43,7 @@ from train.compress.store import write_edgez
 from train.data import ClipDataset, dataset_from_dir
 from train.engine import Checkpoint, Constraint, FitConfig, evaluate, fit
 
+CALIBRATION_BATCHES = 4  # training batches whose largest activations set the int8 scales
 FINETUNE_LR = 2e-4  # a tenth of `edge train`'s default: fine-tuning, and DSD's dense phase (Han et al.)
 Measure = Callable[[Checkpoint, Path, Stage | None], dict[str, float]]  # -> size_mb, latency_ms_p50
 
@@ -79,9 +81,15 @@ def macs(model: nn.Module, example: torch.Tensor) -> int:
     return total
 
 
+def built(ckpt: Checkpoint) -> nn.Module:
+    """The model as it will be deployed: fake-quantized once the int8 stage has run."""
+    model = ckpt.build()
+    return qat.quantized(model, ckpt.train_state["qat"]) if "qat" in ckpt.train_state else model
+
+
 def row(kind: str, name: str, ckpt: Checkpoint, data: Data, measure: Measure, sdir: Path,
         stage: Stage | None) -> dict[str, Any]:
-    model = ckpt.build()
+    model = built(ckpt)
     acc = evaluate(model, DataLoader(data.test, batch_size=16), len(ckpt.labels))["accuracy"]
     weights = list(model.parameters())
     example = torch.as_tensor(data.test[0][0])[None]
@@ -101,13 +109,15 @@ class Runner:
         fit_cfg = ckpt.train_state.get("fit", {})
         self.batch_size, self.seed = int(fit_cfg.get("batch_size", 16)), int(fit_cfg.get("seed", 0))
 
-    def constraints(self, done: list[str]) -> list[Constraint]:
-        """What earlier stages made true and fine-tuning must keep: masks, shared weights."""
+    def constraints(self, done: list[str], ckpt: Checkpoint) -> list[Constraint]:
+        """What earlier stages made true and fine-tuning must keep: masks, shared weights, fake quantization."""
         kept: list[Constraint] = []
         if {"magnitude_prune", "dsd", "semi_structured"} & set(done):
             kept.append(masks.Masks())
         if "kmeans" in done:
             kept.append(kmeans.SharedWeights())
+        if "qat" in ckpt.train_state:
+            kept.append(qat.FakeQuant(ckpt.train_state["qat"]))
         return kept
 
     def finetune(self, ckpt: Checkpoint, sdir: Path, epochs: int, lr: float | None,
@@ -151,7 +161,7 @@ class Runner:
         return r
 
     def stage(self, stage: Stage, ckpt: Checkpoint, sdir: Path, done: list[str]) -> Checkpoint:
-        keep = self.constraints(done)
+        keep = self.constraints(done, ckpt)
         model = ckpt.build()
         if isinstance(stage, FilterPrune):
             small, config, plans = surgery.filter_prune(model, ckpt.model, ckpt.config, stage.criterion,
@@ -198,7 +208,11 @@ class Runner:
             write_text(sdir / "store.json", json.dumps(report.to_dict(), indent=2) + "\n")
             return ckpt
         if isinstance(stage, Int8):
-            raise EdgeError(f"{self.recipe.source}: the int8 stage (QAT) is not implemented yet")
+            loader = DataLoader(self.data.train, batch_size=self.batch_size)
+            scales = qat.calibrate(model, (x for x, _ in islice(loader, CALIBRATION_BATCHES)))
+            calibrated = Checkpoint(ckpt.model, ckpt.config, ckpt.state_dict, ckpt.labels, ckpt.input,
+                                    {**ckpt.train_state, "qat": scales})
+            return self.finetune(calibrated, sdir, stage.finetune_epochs, stage.lr, [qat.FakeQuant(scales), *keep])
         raise AssertionError(stage)
 
     @staticmethod
@@ -219,7 +233,7 @@ class Runner:
     def _with(ckpt: Checkpoint, model: nn.Module, config: dict[str, Any] | None = None) -> Checkpoint:
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         return Checkpoint(ckpt.model, config or ckpt.config, state, ckpt.labels, ckpt.input,
-                          {k: v for k, v in ckpt.train_state.items() if k in ("fit", "data")})
+                          {k: v for k, v in ckpt.train_state.items() if k in ("fit", "data", "qat")})
 
 
 def prepare(recipe: Recipe, ckpt: Checkpoint) -> None:
