@@ -17,6 +17,9 @@ from edge.bundle import Bundle, sha256_file
 from edge.errors import EdgeError
 from export.int8 import quantize_int8
 from export.onnx import OPSET, export_onnx, max_abs_diff
+from export.qdq import export_qdq
+from train.compress.masks import sparsity_summary
+from train.compress.pipeline import built
 from train.engine import Checkpoint
 from train.run import calibration_clips, eval_clips
 
@@ -60,16 +63,24 @@ def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bo
                             f"(> {PARITY_TOL:.0e}); refusing to write a bundle")
         report = ExportReport(out, diff)
         report.accuracy["fp32"] = accuracy(OrtBackend(tmp / "model.onnx"), test)
-        if int8:
+        if int8 and "qat" in ckpt.train_state:  # trained for INT8 (edge compress): its own scales
+            console.print("INT8: the checkpoint's quantization-aware training scales (Q/DQ)")
+            export_qdq(built(ckpt), torch.from_numpy(test[0][0][None]), tmp / "model.int8.onnx")
+        elif int8:
             clips = calibration_clips(calib, ckpt.preprocess, ckpt.clip.num_segments, ckpt.labels,
                                       limit=calib_clips)
             console.print(f"INT8: calibrating on {len(clips)} clips from {calib}")
             quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx", clips)
+        if int8:
             bundle.add_file("int8", "model.int8.onnx")
             report.accuracy["int8"] = accuracy(OrtBackend(tmp / "model.int8.onnx", "int8"), test)
-        shutil.copyfile(ckpt_path, tmp / "checkpoint.pt")
+        if Path(ckpt_path).suffix == ".edgez":  # the torch backend loads a .pt: the decoded one
+            ckpt.save(tmp / "checkpoint.pt")
+        else:
+            shutil.copyfile(ckpt_path, tmp / "checkpoint.pt")
         bundle.add_file("checkpoint", "checkpoint.pt")
-        bundle.extra = _extra(ckpt, ckpt_path, data, diff, report.accuracy, len(test), calib if int8 else None)
+        bundle.extra = _extra(ckpt, ckpt_path, data, diff, report.accuracy, len(test), calib if int8 else None,
+                              sparsity_summary(model))
         bundle.save()
     for k, v in report.accuracy.items():
         console.print(f"test clip accuracy ({k}, ONNX Runtime): {v:.3f} on {len(test)} clips")
@@ -84,19 +95,21 @@ def _recorded_data(ckpt: Checkpoint, ckpt_path: Path) -> Path:
 
 
 def _extra(ckpt: Checkpoint, ckpt_path: Path, data: Path, diff: float, acc: dict[str, float], n: int,
-           calib: Path | None) -> dict[str, Any]:
+           calib: Path | None, sparsity: dict[str, Any]) -> dict[str, Any]:
     return {
         "precision": ["fp32"] + (["int8"] if "int8" in acc else []),
-        "sparsity": None,
+        "sparsity": sparsity,
         "source_checkpoint": {"path": str(ckpt_path), "sha256": sha256_file(ckpt_path),
                               "model": ckpt.model, "config": ckpt.config},
         "opset": OPSET,
         "parity": {"max_abs_diff": diff, "tolerance": PARITY_TOL, "input": "first test clip"},
         "accuracy": {"split": "test", "data": str(data), "clips": n, "metric": "clip accuracy",
                      **{k: round(v, 4) for k, v in acc.items()}},
-        "int8": None if calib is None else {"format": "QDQ", "calibration": str(calib), "method": "minmax",
-                                            "weights": "int8 per-channel symmetric",
-                                            "activations": "uint8 per-tensor"},
+        "int8": None if calib is None else (
+            {"format": "QDQ", "method": "qat", "weights": "int8 per-channel symmetric",
+             "activations": "int8 per-tensor symmetric"} if "qat" in ckpt.train_state else
+            {"format": "QDQ", "calibration": str(calib), "method": "minmax", "weights": "int8 per-channel symmetric",
+             "activations": "uint8 per-tensor"}),
     }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import EdgeError
+from kernels.sparse_linear import swap_sparse_linears
 
 
 def _build_model_factory():
@@ -22,7 +23,11 @@ def _build_model_factory():
 
 
 class TorchBackend:
-    def __init__(self, checkpoint: str | Path, device: str = "cpu") -> None:
+    """``sparse``: run every mostly-zero ``nn.Linear`` (pruned FC layers) from CSR storage on our kernel
+    (kernels.sparse_linear); by default on CUDA only, where the kernel runs (the CPU path is its
+    reference). ``sparse_layers`` names the layers swapped."""
+
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", sparse: bool | None = None) -> None:
         try:
             import torch
         except ImportError:
@@ -35,6 +40,7 @@ class TorchBackend:
         self._torch = torch
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
+        self.sparse_layers = swap_sparse_linears(self.model) if (device == "cuda" if sparse is None else sparse) else []
         self.precision = "fp32"
         self.name = f"torch-{device}"
 

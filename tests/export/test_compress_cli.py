@@ -8,12 +8,15 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import onnx
 import pytest
 import torch
 from onnx import numpy_helper
 
+from edge.backends.torch import TorchBackend
 from edge.preprocess import Preprocess
+from export.bundle import export_bundle
 from export.compress import compress
 from train.compress import masks
 from train.compress.schedule import meets_2_4
@@ -95,7 +98,15 @@ def test_every_stage_runs_and_reports_through_the_command(setup):
         assert torch.unique(m.weight).numel() <= (32 if kind == "conv" else 8), name
     r = edge("export", "--ckpt", out / "model.edgez", "--out", root / "bundle", "--data", data)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert (root / "bundle" / "model.onnx").is_file()
+    manifest = json.loads((root / "bundle" / "manifest.json").read_text())
+    sparsity = manifest["sparsity"]
+    assert sparsity["overall"] > 0.55 and sparsity["layers"]["fc"]["sparsity"] == pytest.approx(0.5)
+    assert len(sparsity["layers"]) == len(masks.targets(final.build()))
+    # the torch backend runs the pruned classifier from CSR (the CUDA kernel's reference path here)
+    dense, csr = (TorchBackend(root / "bundle" / "checkpoint.pt", sparse=s) for s in (False, True))
+    assert (dense.sparse_layers, csr.sparse_layers) == ([], ["fc"])
+    clip = np.random.default_rng(0).standard_normal((2, 2, 3, 16, 16), dtype=np.float32)
+    assert np.allclose(csr.infer(clip), dense.infer(clip), atol=1e-5)
 
 
 def test_resume_skips_finished_stages_and_redoes_the_interrupted_one(setup, tmp_path):
@@ -153,3 +164,8 @@ def test_two_four_and_int8_stages_keep_their_pattern_into_the_onnx_files(setup, 
     q = onnx.load(str(out / "stages" / "2-int8" / "model.int8.onnx")).graph
     assert {i.data_type for i in q.initializer if len(i.dims) == 4} == {onnx.TensorProto.INT8}
     assert "qat" in Checkpoint.load(out / "checkpoint.pt").train_state
+    # `edge export --int8` of a QAT checkpoint writes its own Q/DQ model instead of calibrating one
+    report = export_bundle(out / "checkpoint.pt", tmp_path / "bundle", data=data, int8=True)
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert manifest["int8"]["method"] == "qat" and report.accuracy["int8"] == pytest.approx(rows[2]["accuracy"])
+    assert manifest["sparsity"]["layers"]["fc"]["two_four"]

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
+
+from train.compress.schedule import meets_2_4
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -53,6 +56,17 @@ def prune_to(model: nn.Module, per_layer: dict[str, float]) -> None:
     for name, s in per_layer.items():
         w = layers[name][0].weight
         w.mul_(magnitude_mask(w, s))
+
+
+def sparsity_summary(model: nn.Module) -> dict[str, Any]:
+    """What the bundle manifest records: the zero fraction of all Conv/Linear weights, and per layer its
+    zero fraction and whether it meets 2:4 (what TensorRT's sparse tensor cores may run)."""
+    layers = targets(model)
+    zeros = sum(int((m.weight == 0).sum()) for m, _ in layers.values())
+    total = sum(m.weight.numel() for m, _ in layers.values())
+    per_layer = {n: {"sparsity": round(s, 4), "two_four": meets_2_4(layers[n][0].weight)}
+                 for n, s in sparsity(model).items()}
+    return {"overall": round(zeros / max(total, 1), 4), "layers": per_layer}
 
 
 def by_kind(model: nn.Module, conv: float, fc: float) -> dict[str, float]:
