@@ -35,11 +35,12 @@ class ExportReport:
 
 
 def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bool = False,
-                  calib: Path | None = None, calib_clips: int = 64) -> ExportReport:
+                  calib: Path | None = None, calib_clips: int = 64, name: str | None = None) -> ExportReport:
     """Write a bundle for ``ckpt_path`` into ``out`` (atomically: a failed export leaves nothing).
 
     ``data`` (default: the dataset the checkpoint was trained on) gives the real clip for the parity
-    check and the test split for the accuracy recorded in the manifest; ``calib`` the INT8 calibration set.
+    check and the test split for the accuracy recorded in the manifest; ``calib`` the INT8 calibration set;
+    ``name`` the bundle's display name (default: the model's registry name).
     """
     ckpt = Checkpoint.load(ckpt_path)
     data = data or _recorded_data(ckpt, ckpt_path)
@@ -50,7 +51,7 @@ def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bo
     if not test:
         raise EdgeError(f"--data {data}: its test split has no readable videos")
     with atomic_dir(out) as tmp:
-        bundle = Bundle(root=tmp, name=ckpt.model, labels=ckpt.labels, preprocess=ckpt.preprocess,
+        bundle = Bundle(root=tmp, name=name or ckpt.model, labels=ckpt.labels, preprocess=ckpt.preprocess,
                         clip=ckpt.clip, files={})
         console.print(f"[bold]export[/] {ckpt.model}: ONNX opset {OPSET}")
         export_onnx(model, torch.from_numpy(test[0][0][None]), tmp / "model.onnx")

@@ -16,11 +16,16 @@ import click
 @click.option("--calib", type=click.Path(path_type=Path), default=None,
               help="Calibration dataset root (its train split; default: --data).")
 @click.option("--calib-clips", default=64, show_default=True)
-def export_cmd(ckpt: Path, out: Path, data: Path | None, int8: bool, calib: Path | None, calib_clips: int) -> None:
-    """Write a deployable bundle: ONNX (+INT8), manifest with labels, preprocessing, hashes, accuracy."""
+@click.option("--name", default=None, help="Bundle name shown by run/bench (default: the model's registry name).")
+def export_cmd(ckpt: Path, out: Path, data: Path | None, int8: bool, calib: Path | None, calib_clips: int,
+               name: str | None) -> None:
+    """Write a deployable bundle: ONNX (+INT8), manifest with labels, preprocessing, hashes, accuracy.
+
+    CKPT may be a .pt checkpoint or an .edgez from `edge compress`; a checkpoint trained for INT8 there
+    exports its own Q/DQ model with --int8 instead of calibrating one."""
     from export.bundle import export_bundle
 
-    report = export_bundle(ckpt, out, data=data, int8=int8, calib=calib, calib_clips=calib_clips)
+    report = export_bundle(ckpt, out, data=data, int8=int8, calib=calib, calib_clips=calib_clips, name=name)
     click.echo(f"wrote bundle {report.bundle} (parity {report.parity_max_abs_diff:.2e}, accuracy "
                + ", ".join(f"{k} {v:.3f}" for k, v in report.accuracy.items()) + ")")
 

@@ -25,6 +25,8 @@ from train.data.synth import generate
 from train.engine import Checkpoint
 from train.models import build_model
 
+pytestmark = pytest.mark.slow  # end-to-end: fine-tunes through every stage kind
+
 RECIPE = """
 [[stage]]
 kind = "filter_prune"

@@ -1,5 +1,7 @@
 """Recipe parsing: defaults filled in, and every bad recipe refused in one line naming file, stage and key."""
 
+from pathlib import Path
+
 import pytest
 
 from edge.errors import EdgeError
@@ -169,3 +171,9 @@ def test_check_layers_rejects_a_glob_matching_no_module():
 
 def test_check_layers_passes_stages_without_layers():
     check_layers(parse_recipe(stage("magnitude_prune") + stage("semi_structured") + stage("store")), [])
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[3].joinpath("recipes").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_the_shipped_recipes_are_valid(path):
+    assert len(load_recipe(path).stages) >= 2
