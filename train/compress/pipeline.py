@@ -147,8 +147,7 @@ class Runner:
                 ckpt.save(sdir / "checkpoint.pt")
                 rows.append(self._measured(ckpt, sdir, f"{i}-{stage.kind}", stage.kind, stage, False))
             done.append(stage.kind)
-        shutil.copyfile(self.out / "stages" / f"{len(self.recipe.stages)}-{self.recipe.stages[-1].kind}" /
-                        "checkpoint.pt", self.out / "checkpoint.pt")
+        ckpt.save(self.out / "checkpoint.pt")  # the last stage's (written to a temp file, then renamed)
         return rows
 
     def _measured(self, ckpt: Checkpoint, sdir: Path, name: str, kind: str, stage: Stage | None,
