@@ -126,8 +126,10 @@ class Runner:
             return ckpt
         cfg = FitConfig(epochs=epochs, batch_size=self.batch_size, lr=lr or FINETUNE_LR, seed=self.seed,
                         keep_last=True)
-        return fit(ckpt, self.data.train, self.data.test, sdir, cfg, progress=self.progress,
-                   constraints=constraints)
+        tuned = fit(ckpt, self.data.train, self.data.test, sdir, cfg, progress=self.progress,
+                    constraints=constraints)
+        return Checkpoint(tuned.model, tuned.config, tuned.state_dict, tuned.labels, tuned.input,
+                          self._carried(tuned))  # a stage's checkpoint is for deployment: no optimizer state
 
     def run(self, resume: bool = False) -> list[dict[str, Any]]:
         rows = [self._measured(self.ckpt, self.out / "stages" / "0-input", "input", "input", None, resume)]
@@ -231,8 +233,12 @@ class Runner:
     @staticmethod
     def _with(ckpt: Checkpoint, model: nn.Module, config: dict[str, Any] | None = None) -> Checkpoint:
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        return Checkpoint(ckpt.model, config or ckpt.config, state, ckpt.labels, ckpt.input,
-                          {k: v for k, v in ckpt.train_state.items() if k in ("fit", "data", "qat")})
+        return Checkpoint(ckpt.model, config or ckpt.config, state, ckpt.labels, ckpt.input, Runner._carried(ckpt))
+
+    @staticmethod
+    def _carried(ckpt: Checkpoint) -> dict[str, Any]:
+        """What a stage passes on of the training state: how it was trained, on what, its INT8 scales."""
+        return {k: v for k, v in ckpt.train_state.items() if k in ("fit", "data", "qat")}
 
 
 def prepare(recipe: Recipe, ckpt: Checkpoint) -> None:
