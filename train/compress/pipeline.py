@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from edge.atomic import write_text
@@ -64,21 +65,12 @@ def load_data(ckpt: Checkpoint, root: Path) -> Data:
 
 
 def macs(model: nn.Module, example: torch.Tensor) -> int:
-    """Multiply-adds of the Conv and Linear layers for one forward of ``example`` (the TSM paper's
-    "FLOPs"). Counted from each layer's output shape with forward hooks; other ops are negligible here."""
-    total = 0
-
-    def hook(m: nn.Module, _: Any, out: torch.Tensor) -> None:
-        nonlocal total
-        per_output = m.weight[0].numel()  # in/groups * prod(kernel), or in_features
-        total += out.numel() * per_output
-
-    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d | nn.Conv3d | nn.Linear)]
-    with torch.no_grad():
+    """Multiply-adds of one forward of ``example`` (the TSM paper's "FLOPs"), counted by torch's own
+    ``FlopCounterMode`` on the ops the model really runs (convolutions and matrix products, 2 FLOPs per
+    multiply-add; the shift, pooling and additions count nothing)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.eval()(example)
-    for h in hooks:
-        h.remove()
-    return total
+    return counter.get_total_flops() // 2
 
 
 def built(ckpt: Checkpoint) -> nn.Module:

@@ -151,3 +151,14 @@ def test_inner_widths_are_checked_when_building() -> None:
     widths = [g.width for g in surgery.groups(_model("tsm_mobilenetv2"))]
     with pytest.raises(ValueError, match="without expansion has 8 inner channels, got 7"):
         build_model("tsm_mobilenetv2", **_config("tsm_mobilenetv2"), inner_widths=[7] + widths[1:])
+
+
+def test_macs_count_the_convolutions_and_the_classifier():
+    from train.compress.pipeline import macs
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(8, 5))
+    assert macs(net, torch.zeros(2, 3, 10, 12)) == 2 * (8 * 3 * 9 * 10 * 12 + 8 * 5)
+    big = _model("tsm_resnet18")
+    small, _, _ = surgery.filter_prune(big, "tsm_resnet18", _config("tsm_resnet18"), "l1", 0.5)
+    assert macs(small, _clip()) < 0.75 * macs(big, _clip())  # half of every block's inner channels
