@@ -4,8 +4,8 @@
 
 1. data: the synthetic action set, its test split large enough that one clip is under 0.5 point;
 2. a TSM ResNet-18 trained on it (`edge train`'s loop);
-3. deep compression (T-C3D): magnitude_prune (0.9 conv / 0.95 FC, +0.1 per epoch) -> dsd -> kmeans (8/5
-   bits) -> store: the .edgez against the fp32 ONNX, and the accuracy lost;
+3. deep compression (T-C3D): magnitude_prune (0.9 conv / 0.95 FC, +0.1 per epoch, then 4 epochs at the
+   target) -> dsd -> kmeans (8/5 bits) -> store: the .edgez against the fp32 ONNX, and the accuracy lost;
 4. structured pruning by each criterion (l1, covariance, correlation, geometric_median) at one ratio,
    fine-tuned: accuracy, GFLOPs and ORT fp32 clips/s;
 5. stacked: the best structured model + INT8, QAT (the int8 stage) and PTQ (`edge export --int8`'s
@@ -71,7 +71,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     ft = 1 if q else 4  # fine-tune epochs after each structured / kmeans / int8 stage
-    data = generate(work / "data", classes=12, videos_per_class=4 if q else 60, seed=0, frames=16 if q else 32,
+    data = generate(work / "data", classes=12, videos_per_class=4 if q else 72, seed=0, frames=16 if q else 32,
                     size=48 if q else 96, progress=not q).out
     base = work / "train"
     if not (base / "best.pt").is_file():
@@ -86,12 +86,14 @@ def main() -> None:
 [[stage]]
 kind = "magnitude_prune"
 step = 0.1
-finetune_epochs = {1 if q else 10}
+finetune_epochs = {1 if q else 14}
+lr = 0.001
 
 [[stage]]
 kind = "dsd"
 epochs = {1 if q else 2}
 finetune_epochs = {ft}
+lr = 0.001
 
 [[stage]]
 kind = "kmeans"

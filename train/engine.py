@@ -109,14 +109,14 @@ class FitConfig:
 
 class Constraint(Protocol):
     """What a compression stage keeps true while a model trains (masks, shared weights): ``attach`` once the
-    weights are loaded (fresh or resumed, so it must rebuild its state from them), ``after_step`` after each
-    optimizer step, ``after_epoch`` (0-based) before validation and the epoch's checkpoint."""
+    weights are loaded (fresh or resumed, so it must rebuild its state from them), ``before_epoch``
+    (0-based) before an epoch's first step, ``after_step`` after each optimizer step."""
 
     def attach(self, model: nn.Module) -> None: ...
 
-    def after_step(self, model: nn.Module) -> None: ...
+    def before_epoch(self, model: nn.Module, epoch: int) -> None: ...
 
-    def after_epoch(self, model: nn.Module, epoch: int) -> None: ...
+    def after_step(self, model: nn.Module) -> None: ...
 
 
 def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitConfig,
@@ -157,6 +157,8 @@ def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitC
         # Every random draw of an epoch (shuffle, frame offsets, jitter, dropout) is a function of (seed,
         # epoch) alone, so a run resumed after epoch k repeats exactly what the uninterrupted run did.
         seed_everything(cfg.seed + epoch)
+        for c in constraints:
+            c.before_epoch(model, epoch)
         model.train()
         name = f"{ckpt.model} epoch {epoch + 1}/{cfg.epochs}"
         bar = tqdm(train_loader, desc=name, leave=False, disable=not progress)
@@ -171,8 +173,6 @@ def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitC
                 c.after_step(model)
             total, n = total + loss.item() * len(y), n + len(y)
             bar.set_postfix(loss=f"{total / n:.3f}")
-        for c in constraints:
-            c.after_epoch(model, epoch)
         val = evaluate(model, val_loader, len(ckpt.labels))
         history.append({"epoch": epoch + 1, "train_loss": total / n, "val_accuracy": val["accuracy"]})
         if progress:

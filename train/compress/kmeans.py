@@ -95,5 +95,5 @@ class SharedWeights:
             counts = torch.bincount(inverse.reshape(-1), minlength=live.numel()).to(m.weight.dtype)
             m.weight.copy_((self._per_cluster(inverse, live, m.weight) / counts)[inverse])
 
-    def after_epoch(self, model: nn.Module, epoch: int) -> None:
+    def before_epoch(self, model: nn.Module, epoch: int) -> None:
         pass

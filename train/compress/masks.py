@@ -77,8 +77,9 @@ def by_kind(model: nn.Module, conv: float, fc: float) -> dict[str, float]:
 class Masks:
     """Keeps pruned weights at zero through training (a ``train.engine.Constraint``).
 
-    ``schedule(epoch)`` (0-based) gives the per-layer sparsities to prune to at the end of that epoch:
-    T-C3D's progressive sparsification. Without one the masks stay as they were attached.
+    ``schedule(epoch)`` (0-based) gives the per-layer sparsities to prune to before that epoch trains, so
+    every epoch recovers from its step: T-C3D's progressive sparsification. Without one the masks stay as
+    they were attached.
     """
 
     def __init__(self, schedule: Callable[[int], dict[str, float]] | None = None) -> None:
@@ -93,7 +94,7 @@ class Masks:
         for name, (m, _) in targets(model).items():
             m.weight.mul_(self.masks[name])
 
-    def after_epoch(self, model: nn.Module, epoch: int) -> None:
+    def before_epoch(self, model: nn.Module, epoch: int) -> None:
         if self.schedule is not None:
             prune_to(model, self.schedule(epoch))
             self.attach(model)

@@ -96,7 +96,7 @@ class FakeQuant:
     def after_step(self, model: nn.Module) -> None:
         pass
 
-    def after_epoch(self, model: nn.Module, epoch: int) -> None:
+    def before_epoch(self, model: nn.Module, epoch: int) -> None:
         pass
 
 

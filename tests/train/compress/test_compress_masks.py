@@ -48,7 +48,7 @@ def test_masks_survive_fine_tuning_and_a_resume(tmp_path) -> None:
 
 
 class Recorder:
-    """A constraint that writes down each epoch's sparsity after the ones before it ran."""
+    """A constraint that writes down the sparsity each epoch trains at (after the constraints before it)."""
 
     def __init__(self) -> None:
         self.seen: list[dict[str, float]] = []
@@ -59,7 +59,7 @@ class Recorder:
     def after_step(self, model) -> None:
         pass
 
-    def after_epoch(self, model, epoch: int) -> None:
+    def before_epoch(self, model, epoch: int) -> None:
         self.seen.append(masks.sparsity(model))
 
 
