@@ -19,7 +19,7 @@ from export.int8 import quantize_int8
 from export.onnx import OPSET, export_onnx, max_abs_diff
 from export.qdq import export_qdq
 from train.compress.masks import sparsity_summary
-from train.compress.pipeline import built
+from train.compress.qat import deployed
 from train.engine import Checkpoint
 from train.run import calibration_clips, eval_clips
 
@@ -66,7 +66,7 @@ def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bo
         report.accuracy["fp32"] = accuracy(OrtBackend(tmp / "model.onnx"), test)
         if int8 and "qat" in ckpt.train_state:  # trained for INT8 (edge compress): its own scales
             console.print("INT8: the checkpoint's quantization-aware training scales (Q/DQ)")
-            export_qdq(built(ckpt), torch.from_numpy(test[0][0][None]), tmp / "model.int8.onnx")
+            export_qdq(deployed(ckpt), torch.from_numpy(test[0][0][None]), tmp / "model.int8.onnx")
         elif int8:
             clips = calibration_clips(calib, ckpt.preprocess, ckpt.clip.num_segments, ckpt.labels,
                                       limit=calib_clips)

@@ -19,7 +19,8 @@ from edge.bench import latency_ms
 from edge.errors import EdgeError
 from export.onnx import export_onnx
 from export.qdq import export_qdq
-from train.compress.pipeline import Runner, built, load_data, prepare
+from train.compress.pipeline import Runner, load_data, prepare
+from train.compress.qat import deployed
 from train.compress.recipe import Stage, Store, load_recipe
 from train.engine import Checkpoint
 
@@ -35,7 +36,7 @@ def measure(example: np.ndarray):  # noqa: ANN201 - returns a train.compress.pip
     def run(ckpt: Checkpoint, sdir: Path, stage: Stage | None) -> dict[str, float]:
         x = torch.from_numpy(example)
         if "qat" in ckpt.train_state:
-            onnx_path = export_qdq(built(ckpt), x, sdir / "model.int8.onnx")
+            onnx_path = export_qdq(deployed(ckpt), x, sdir / "model.int8.onnx")
             backend = OrtBackend(onnx_path, "int8", threads=1)
         else:
             onnx_path = export_onnx(ckpt.build(), x, sdir / "model.onnx")

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from edge.bundle import ClipSpec
 from edge.errors import EdgeError
 from edge.preprocess import Preprocess
+from train.compress.qat import deployed
 from train.data import ClipDataset, dataset_from_dir
 from train.engine import Checkpoint, FitConfig, evaluate, fit
 from train.models import list_models
@@ -52,7 +53,7 @@ def load_test_dataset(ckpt: Checkpoint, data_root: Path) -> ClipDataset:
 def evaluate_checkpoint(path: Path, data_root: Path) -> dict[str, Any]:
     ckpt = Checkpoint.load(path)
     ds = load_test_dataset(ckpt, data_root)
-    result = evaluate(ckpt.build(), DataLoader(ds, batch_size=16), len(ckpt.labels), progress=True)
+    result = evaluate(deployed(ckpt), DataLoader(ds, batch_size=16), len(ckpt.labels), progress=True)
     print(f"data: test {ds.summary()}", file=sys.stderr)
     result["labels"] = ckpt.labels
     result["per_class"] = per_class_accuracy(np.asarray(result["confusion"]), ckpt.labels)

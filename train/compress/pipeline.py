@@ -73,15 +73,9 @@ def macs(model: nn.Module, example: torch.Tensor) -> int:
     return counter.get_total_flops() // 2
 
 
-def built(ckpt: Checkpoint) -> nn.Module:
-    """The model as it will be deployed: fake-quantized once the int8 stage has run."""
-    model = ckpt.build()
-    return qat.quantized(model, ckpt.train_state["qat"]) if "qat" in ckpt.train_state else model
-
-
 def row(kind: str, name: str, ckpt: Checkpoint, data: Data, measure: Measure, sdir: Path,
         stage: Stage | None) -> dict[str, Any]:
-    model = built(ckpt)
+    model = qat.deployed(ckpt)
     acc = evaluate(model, DataLoader(data.test, batch_size=16), len(ckpt.labels))["accuracy"]
     weights = list(model.parameters())
     example = torch.as_tensor(data.test[0][0])[None]

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from train.compress.masks import targets
+from train.engine import Checkpoint
 
 QMIN, QMAX = -128, 127  # the range ONNX's QuantizeLinear has; scales use 127, so -128 is never reached
 
@@ -106,3 +107,10 @@ def quantized(model: nn.Module, act_scales: dict[str, float]) -> nn.Module:
     fq.attach(model)
     fq.freeze(model)
     return model
+
+
+def deployed(ckpt: Checkpoint) -> nn.Module:
+    """A checkpoint's model as it will run: fake-quantized when it was trained for INT8 (its scales ride in
+    ``train_state["qat"]``), as is otherwise. What evaluation and the Q/DQ export use."""
+    model = ckpt.build()
+    return quantized(model, ckpt.train_state["qat"]) if "qat" in ckpt.train_state else model
