@@ -80,12 +80,13 @@ def main() -> None:
     data = generate(work / "data", classes=12, videos_per_class=4 if q else 72, seed=0, frames=16 if q else 32,
                     size=48 if q else 96, progress=not q).out
     base = work / "train"
-    if not (base / "best.pt").is_file():
+    resumed = (base / "best.pt").is_file()
+    if not resumed:
         train_run("tsm_resnet18", data, base, epochs=1 if q else 15, width=8 if q else 32, size=32 if q else 64,
                   segments=4 if q else 8, progress=not q)
     dense_ckpt = base / "best.pt"
     runs = 5 if q else 20
-    results: dict = {"cpu": cpu_name(), "quick": q}
+    results: dict = {"cpu": cpu_name(), "quick": q, "resumed": resumed}
 
     deep = work / "deep"
     rows = compress(dense_ckpt, recipe(work / "deep.toml", f"""
@@ -171,6 +172,9 @@ finetune_epochs = {ft}
     speed = clips_per_s(engines, clip, runs)
     ptq_acc = ptq.accuracy["int8"] if ptq else json.loads((work / "stacked-ptq" / "manifest.json").read_text())[
         "accuracy"]["int8"]
+    results["model"] = {"name": ckpt.model, "width": ckpt.config["width"], "segments": ckpt.clip.num_segments,
+                        "size": ckpt.preprocess.size,
+                        "test_clips": len((data / "splits" / "testlist01.txt").read_text().splitlines())}
     results["structured"] = {c: structured[c]["rows"] for c in CRITERIA}
     results["stacked"] = {"criterion": best, "rows": rows, "ptq_accuracy": ptq_acc}
     results["clips_per_s"] = speed
@@ -184,13 +188,17 @@ finetune_epochs = {ft}
 
 def markdown(r: dict) -> str:
     base = r["clips_per_s"]["torch fp32 eager, dense"]
-    deep, st = r["deep"], r["stacked"]
+    deep, st, m = r["deep"], r["stacked"], r["model"]
     dense = deep["rows"][0]
     lines = [
         "# Compression results",
         "",
-        f"`python -m benchmarks.compress` on {r['cpu']}, one run ({r['seconds']} s){' (--quick)' if r['quick'] else ''}.",
-        f"TSM ResNet-18 on the synthetic set; test clip accuracy of the dense model {dense['accuracy']:.3f}.",
+        f"`python -m benchmarks.compress` on {r['cpu']}{' (--quick)' if r['quick'] else ''}: {r['seconds']} s"
+        + (" in its last invocation, which reused the stages an earlier one finished (all figures are from this "
+           "work directory; timings from the last invocation)." if r.get("resumed") else " in one run."),
+        f"{m['name']} (width {m['width']:g}, {m['segments']} segments, {m['size']} px) on the synthetic set, "
+        f"{m['test_clips']} test clips (one clip = {100 / m['test_clips']:.2f} points); test clip accuracy of "
+        f"the dense model {dense['accuracy']:.3f}.",
         "",
         "## Deep compression (magnitude_prune -> dsd -> kmeans -> store)",
         "",
