@@ -16,12 +16,13 @@ import torch
 from edge.atomic import atomic_path, write_text
 from edge.backends.ort import OrtBackend
 from edge.bench import latency_ms
+from edge.bundle import sha256_file
 from edge.errors import EdgeError
 from export.onnx import export_onnx
 from export.qdq import export_qdq
 from train.compress.pipeline import Runner, load_data, prepare
 from train.compress.qat import deployed
-from train.compress.recipe import Stage, Store, load_recipe
+from train.compress.recipe import Recipe, Stage, Store, load_recipe, parse_recipe
 from train.engine import Checkpoint
 
 LATENCY_RUNS = 30
@@ -76,6 +77,17 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _check_same_run(out: Path, recipe: Recipe, run: dict[str, str]) -> None:
+    """``--resume`` continues the run ``out`` holds: the same recipe (as parsed) and the same checkpoint."""
+    if not (out / "run.json").is_file():
+        raise EdgeError(f"--resume: {out} has no compress run to resume (no run.json)")
+    before = json.loads((out / "run.json").read_text())
+    if parse_recipe(before["recipe"]).stages != recipe.stages:
+        raise EdgeError(f"--resume: {out} was made with a different recipe; use a new --out for this one")
+    if before["checkpoint_sha256"] != run["checkpoint_sha256"]:
+        raise EdgeError(f"--resume: {out} was made from a different checkpoint; use a new --out for this one")
+
+
 def compress(ckpt_path: Path, recipe_path: Path, data: Path, out: Path, resume: bool = False,
              progress: bool = True) -> list[dict[str, Any]]:
     """Validate everything, then run; ``out`` is created only once the inputs are known good."""
@@ -84,13 +96,15 @@ def compress(ckpt_path: Path, recipe_path: Path, data: Path, out: Path, resume: 
     prepare(recipe, ckpt)
     if out.exists() and not resume:
         raise EdgeError(f"--out {out}: already exists (pass --resume to continue it, or choose a new directory)")
-    if resume and not (out / "stages").is_dir():
-        raise EdgeError(f"--resume: {out} has no stages to resume")
+    run = {"recipe": Path(recipe_path).read_text(encoding="utf-8"), "checkpoint_sha256": sha256_file(ckpt_path)}
+    if resume:
+        _check_same_run(out, recipe, run)
     loaded = load_data(ckpt, data)
     if len(loaded.test) == 0:
         raise EdgeError(f"--data {data}: its test split has no readable videos")
     example = loaded.test[0][0][None].numpy()
     out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "run.json", json.dumps(run, indent=2) + "\n")
     rows = Runner(recipe, ckpt, loaded, out, measure(example), progress).run(resume)
     write_text(out / "report.json", json.dumps({"stages": rows}, indent=2) + "\n")
     write_text(out / "report.md", markdown(rows))

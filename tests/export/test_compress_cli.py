@@ -15,6 +15,7 @@ import torch
 from onnx import numpy_helper
 
 from edge.backends.torch import TorchBackend
+from edge.errors import EdgeError
 from edge.preprocess import Preprocess
 from export.bundle import export_bundle
 from export.compress import compress
@@ -130,6 +131,10 @@ def test_resume_skips_finished_stages_and_redoes_the_interrupted_one(setup, tmp_
     assert timeless[0] == timeless[1]
     for k, v in Checkpoint.load(out / "checkpoint.pt").state_dict.items():  # the redone stage is seeded
         assert torch.equal(v, final[k]), k
+    other = tmp_path / "other.toml"
+    other.write_text('[[stage]]\nkind = "magnitude_prune"\nsparsity = 0.6\n\n[[stage]]\nkind = "kmeans"\n')
+    with pytest.raises(EdgeError, match="was made with a different recipe"):
+        compress(root / "in.pt", other, data, out, resume=True, progress=False)
 
 
 @pytest.mark.parametrize("recipe, message", [
