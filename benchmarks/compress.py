@@ -1,6 +1,7 @@
 """Compression on the synthetic set, every figure measured in one run on this machine's CPU.
 
-    python -m benchmarks.compress [--quick] [--work runs/bench-compress] [--out docs/results]
+    python -m benchmarks.compress [--quick] [--work runs/bench-compress] [--out docs/results] [--width 32]
+                                  [--name compress]
 
 1. data: the synthetic action set, its test split large enough that one clip is under 0.5 point;
 2. a TSM ResNet-18 trained on it (`edge train`'s loop);
@@ -61,6 +62,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("docs/results"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--ratio", type=float, default=0.5, help="filter_prune ratio of every block's inner channels")
+    ap.add_argument("--width", type=int, default=32, help="ResNet-18 base width of the trained model")
+    ap.add_argument("--name", default="compress", help="output file stem under --out (NAME.json, NAME.md)")
     args = ap.parse_args()
 
     from edge.atomic import write_text
@@ -82,7 +85,7 @@ def main() -> None:
     base = work / "train"
     resumed = (base / "best.pt").is_file()
     if not resumed:
-        train_run("tsm_resnet18", data, base, epochs=1 if q else 15, width=8 if q else 32, size=32 if q else 64,
+        train_run("tsm_resnet18", data, base, epochs=1 if q else 15, width=8 if q else args.width, size=32 if q else 64,
                   segments=4 if q else 8, progress=not q)
     dense_ckpt = base / "best.pt"
     runs = 5 if q else 20
@@ -180,9 +183,9 @@ finetune_epochs = {ft}
     results["clips_per_s"] = speed
     results["seconds"] = round(time.time() - t0)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_text(args.out / "compress.json", json.dumps(results, indent=2) + "\n")
+    write_text(args.out / f"{args.name}.json", json.dumps(results, indent=2) + "\n")
     md = markdown(results)
-    write_text(args.out / "compress.md", md)
+    write_text(args.out / f"{args.name}.md", md)
     print(md)
 
 
