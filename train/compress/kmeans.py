@@ -66,17 +66,20 @@ class SharedWeights:
     """
 
     def __init__(self) -> None:
-        self.codes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # name -> (inverse, live cluster)
+        # per layer (weight, inverse, live cluster, members per cluster), found once at attach
+        self.codes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
 
     def attach(self, model: nn.Module) -> None:
         for h in self._hooks:
             h.remove()
-        self.codes, self._hooks = {}, []
-        for name, (m, _) in targets(model).items():
+        self.codes, self._hooks = [], []
+        for m, _ in targets(model).values():
             values, inverse = torch.unique(m.weight.detach(), return_inverse=True)
-            self.codes[name] = (inverse, values != 0)
-            self._hooks.append(m.weight.register_hook(self._summed(inverse, values != 0)))
+            live = values != 0
+            counts = torch.bincount(inverse.reshape(-1), minlength=values.numel()).to(m.weight.dtype)
+            self.codes.append((m.weight, inverse, live, counts))
+            self._hooks.append(m.weight.register_hook(self._summed(inverse, live)))
 
     @staticmethod
     def _per_cluster(inverse: torch.Tensor, live: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -90,10 +93,8 @@ class SharedWeights:
 
     @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:
-        for name, (m, _) in targets(model).items():
-            inverse, live = self.codes[name]
-            counts = torch.bincount(inverse.reshape(-1), minlength=live.numel()).to(m.weight.dtype)
-            m.weight.copy_((self._per_cluster(inverse, live, m.weight) / counts)[inverse])
+        for weight, inverse, live, counts in self.codes:
+            weight.copy_((self._per_cluster(inverse, live, weight) / counts)[inverse])
 
     def before_epoch(self, model: nn.Module, epoch: int) -> None:
         pass

@@ -84,15 +84,15 @@ class Masks:
 
     def __init__(self, schedule: Callable[[int], dict[str, float]] | None = None) -> None:
         self.schedule = schedule
-        self.masks: dict[str, torch.Tensor] = {}
+        self.masks: list[tuple[torch.Tensor, torch.Tensor]] = []  # (weight, mask): no module walk per step
 
     def attach(self, model: nn.Module) -> None:
-        self.masks = {n: m.weight.detach() != 0 for n, (m, _) in targets(model).items()}
+        self.masks = [(m.weight, m.weight.detach() != 0) for m, _ in targets(model).values()]
 
     @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:
-        for name, (m, _) in targets(model).items():
-            m.weight.mul_(self.masks[name])
+        for weight, mask in self.masks:
+            weight.mul_(mask)
 
     def before_epoch(self, model: nn.Module, epoch: int) -> None:
         if self.schedule is not None:

@@ -86,7 +86,8 @@ class FakeQuant:
         scale = self.act_scales[name]
 
         def forward(x: torch.Tensor) -> torch.Tensor:
-            w = fake_weight(m.weight, self.frozen.get(name, weight_scales(m.weight)))
+            scales = self.frozen.get(name)  # frozen for evaluation/export; training follows the weights
+            w = fake_weight(m.weight, weight_scales(m.weight) if scales is None else scales)
             x = fake_input(x, scale)
             return F.linear(x, w, m.bias) if kind == "fc" else m._conv_forward(x, w, m.bias)
         return forward

@@ -220,7 +220,8 @@ def write_edgez(ckpt: Checkpoint, path: str | Path, conv_index_bits: int = 8, fc
         coded.add(f"{name}.weight")
     dense = [{"name": k, **blob.put(v.detach().cpu().numpy())} for k, v in ckpt.state_dict.items() if k not in coded]
     header = {"format": "edgez", "version": VERSION, "model": ckpt.model, "config": ckpt.config,
-              "labels": ckpt.labels, "input": ckpt.input, "layers": layers, "dense": dense}
+              "labels": ckpt.labels, "input": ckpt.input, "layers": layers, "dense": dense,
+              "qat": ckpt.train_state.get("qat")}  # INT8 scales of a QAT model, or null
     head = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)  # names and offsets: text
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(_HEAD.pack(MAGIC, VERSION, len(head)))
@@ -251,4 +252,4 @@ def read_edgez(path: str | Path) -> Checkpoint:
         state[layer["name"]] = torch.from_numpy(_get(blob, layer["codebook"])[codes])
     template = build_model(header["model"], **header["config"]).state_dict()
     return Checkpoint(header["model"], header["config"], {k: state[k] for k in template}, header["labels"],
-                      header["input"])
+                      header["input"], {"qat": header["qat"]} if header.get("qat") else {})

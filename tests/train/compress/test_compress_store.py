@@ -56,6 +56,11 @@ def test_round_trip_is_bit_exact(compressed, tmp_path) -> None:
     for k, v in compressed.state_dict.items():
         assert back.state_dict[k].dtype == v.dtype and torch.equal(back.state_dict[k], v), k
     assert [p.name for p in tmp_path.iterdir()] == ["m.edgez"]  # no temp file left behind
+    assert back.train_state == {}
+    quantized = Checkpoint(compressed.model, compressed.config, compressed.state_dict, compressed.labels,
+                           compressed.input, {"qat": {"fc": 0.25}, "optimizer": {}})
+    store.write_edgez(quantized, tmp_path / "q.edgez")
+    assert Checkpoint.load(tmp_path / "q.edgez").train_state == {"qat": {"fc": 0.25}}  # INT8 scales travel
     assert report.file_bytes == (tmp_path / "m.edgez").stat().st_size
 
 
