@@ -241,8 +241,15 @@ def read_edgez(path: str | Path) -> Checkpoint:
     _, version, n = _HEAD.unpack_from(data)
     if version != VERSION:
         raise EdgeError(f"{path}: .edgez version {version}; this edge reads version {VERSION}")
-    header = json.loads(zlib.decompress(data[_HEAD.size:_HEAD.size + n]))
-    blob = memoryview(data)[_HEAD.size + n:]
+    try:
+        return _decode(data[_HEAD.size:_HEAD.size + n], memoryview(data)[_HEAD.size + n:])
+    except Exception as e:  # a truncated or damaged file fails in zlib, json, numpy or bitarray, each its own way
+        first = str(e).partition("\n")[0]
+        raise EdgeError(f"{path}: damaged .edgez ({type(e).__name__}: {first})") from None
+
+
+def _decode(head: bytes, blob: memoryview) -> Checkpoint:
+    header = json.loads(zlib.decompress(head))
     state: dict[str, torch.Tensor] = {d["name"]: torch.from_numpy(_get(blob, d)) for d in header["dense"]}
     for layer in header["layers"]:
         shape, size = tuple(layer["shape"]), math.prod(layer["shape"])

@@ -86,3 +86,11 @@ def test_bad_files_are_refused_in_one_line(compressed, tmp_path) -> None:
     (tmp_path / "v.edgez").write_bytes(bytes(data))
     with pytest.raises(EdgeError, match="version 9; this edge reads version 1"):
         store.read_edgez(tmp_path / "v.edgez")
+    whole = tmp_path / "m.edgez"
+    store.write_edgez(compressed, whole)
+    (tmp_path / "cut.edgez").write_bytes(whole.read_bytes()[:3000])  # an interrupted copy
+    with pytest.raises(EdgeError, match=r"cut.edgez: damaged .edgez \(\w+: .+\)$"):
+        store.read_edgez(tmp_path / "cut.edgez")
+    (tmp_path / "head.edgez").write_bytes(whole.read_bytes()[:10] + b"not zlib")
+    with pytest.raises(EdgeError, match=r"head.edgez: damaged .edgez \(error: "):
+        store.read_edgez(tmp_path / "head.edgez")
