@@ -173,7 +173,13 @@ def test_check_layers_passes_stages_without_layers():
     check_layers(parse_recipe(stage("magnitude_prune") + stage("semi_structured") + stage("store")), [])
 
 
-@pytest.mark.parametrize("path", sorted(Path(__file__).parents[3].joinpath("recipes").glob("*.toml")),
-                         ids=lambda p: p.name)
+SHIPPED = sorted(Path(__file__).parents[3].joinpath("recipes").glob("*.toml"))
+
+
+def test_the_demo_and_example_recipes_are_shipped():
+    assert {p.name for p in SHIPPED} >= {"demo.toml", "deep_compression.toml", "momp_table2.toml"}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_the_shipped_recipes_are_valid(path):
     assert len(load_recipe(path).stages) >= 2
