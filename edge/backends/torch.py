@@ -40,7 +40,8 @@ class TorchBackend:
         self._torch = torch
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
-        self.sparse_layers = swap_sparse_linears(self.model) if (device == "cuda" if sparse is None else sparse) else []
+        use_csr = device == "cuda" if sparse is None else sparse
+        self.sparse_layers = swap_sparse_linears(self.model) if use_csr else []
         self.precision = "fp32"
         self.name = f"torch-{device}"
 
