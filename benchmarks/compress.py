@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -182,6 +183,8 @@ finetune_epochs = {ft}
     results["stacked"] = {"criterion": best, "rows": rows, "ptq_accuracy": ptq_acc}
     results["clips_per_s"] = speed
     results["seconds"] = round(time.time() - t0)
+    results["load_average"] = [round(x, 2) for x in os.getloadavg()]  # 1/5/15 min: was the CPU shared?
+    results["cores"] = os.cpu_count()
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / f"{args.name}.json", json.dumps(results, indent=2) + "\n")
     md = markdown(results)
@@ -198,7 +201,9 @@ def markdown(r: dict) -> str:
         "",
         f"`python -m benchmarks.compress` on {r['cpu']}{' (--quick)' if r['quick'] else ''}: {r['seconds']} s"
         + (" in its last invocation, which reused the stages an earlier one finished (all figures are from this "
-           "work directory; timings from the last invocation)." if r.get("resumed") else " in one run."),
+           "work directory; timings from the last invocation)." if r.get("resumed") else " in one run.")
+        + (f" Load average at the end (1/5/15 min): {'/'.join(map(str, r['load_average']))} on "
+           f"{r['cores']} cores." if "load_average" in r else ""),
         f"{m['name']} (width {m['width']:g}, {m['segments']} segments, {m['size']} px) on the synthetic set, "
         f"{m['test_clips']} test clips (one clip = {100 / m['test_clips']:.2f} points); test clip accuracy of "
         f"the dense model {dense['accuracy']:.3f}.",
