@@ -41,7 +41,8 @@ def synth(out: Path, classes: int, videos_per_class: int, seed: int, frames: int
 @click.option("--lr", default=2e-3, show_default=True)
 @click.option("--segments", default=8, show_default=True, help="Frames sampled per clip (TSN segments).")
 @click.option("--width", default=16.0, show_default=True,
-              help="Backbone width: base channels (ResNet) or width multiplier (MobileNetV2).")
+              help="Backbone width: base channels (ResNet; 3D CNNs: conv1, 64 = paper) or width multiplier "
+                   "(MobileNetV2).")
 @click.option("--size", default=64, show_default=True, help="Input crop side.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")

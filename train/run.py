@@ -16,7 +16,7 @@ from edge.preprocess import Preprocess
 from train.compress.qat import deployed
 from train.data import ClipDataset, dataset_from_dir
 from train.engine import Checkpoint, FitConfig, evaluate, fit
-from train.models import list_models
+from train.models import accepts, list_models
 
 
 def train_run(model_name: str, data_root: Path, out: Path, *, epochs: int = 15, batch_size: int = 16,
@@ -30,7 +30,7 @@ def train_run(model_name: str, data_root: Path, out: Path, *, epochs: int = 15, 
     window = train_ds.median_frames()  # the runtime window spans what a training video spans
     clip = ClipSpec(num_segments=segments, window_frames=max(window, segments),
                     stride_frames=max(1, window // 4))
-    config: dict[str, Any] = {"num_classes": len(labels), "num_segments": segments, "width": width}
+    config = model_config(model_name, len(labels), segments, width, size)
     start = Checkpoint(model_name, config, {}, labels,
                        {"preprocess": pre.to_dict(), "clip": clip.to_dict(), "shape": [segments, 3, size, size]},
                        {"data": str(Path(data_root).resolve())})
@@ -40,6 +40,15 @@ def train_run(model_name: str, data_root: Path, out: Path, *, epochs: int = 15, 
     best = fit(start, train_ds, val_ds, out, cfg, resume=resume, progress=progress)
     print(f"data: train {train_ds.summary()}; test {val_ds.summary()}", file=sys.stderr)
     return best
+
+
+def model_config(model_name: str, num_classes: int, segments: int, width: float, size: int) -> dict[str, Any]:
+    """The checkpoint config ``build_model(model_name, **config)`` rebuilds from; models whose layers depend
+    on the input side (the 3D CNNs' FC input) also get ``size``."""
+    config: dict[str, Any] = {"num_classes": num_classes, "num_segments": segments, "width": width}
+    if model_name in list_models() and accepts(model_name, "size"):
+        config["size"] = size
+    return config
 
 
 def load_test_dataset(ckpt: Checkpoint, data_root: Path) -> ClipDataset:

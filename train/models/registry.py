@@ -5,11 +5,13 @@ A checkpoint stores ``(name, config)``; ``build_model(name, **config)`` rebuilds
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from functools import partial
 
 from torch import nn
 
+from train.models.c3d import MODELS as C3D_MODELS
 from train.models.mobilenetv2 import MobileNetV2
 from train.models.recognizer import SegmentRecognizer
 from train.models.resnet import resnet18
@@ -37,6 +39,12 @@ def build_model(name: str, **config: object) -> nn.Module:
     return _REGISTRY[name](**config)
 
 
+def accepts(name: str, key: str) -> bool:
+    """Whether model ``name``'s factory takes keyword ``key`` (e.g. "size": only models whose layers depend
+    on the input side need it in their checkpoint config)."""
+    return key in inspect.signature(_REGISTRY[name]).parameters
+
+
 def _segment_model(backbone: str, kind: str, *, num_classes: int, num_segments: int = 8, width: float = 64,
                    fold_div: int = 8, two_unit_div: int = 16, dropout: float = 0.0,
                    inner_widths: Sequence[int] | None = None) -> nn.Module:
@@ -55,3 +63,6 @@ def _segment_model(backbone: str, kind: str, *, num_classes: int, num_segments: 
 for _bb in ("resnet18", "mobilenetv2"):
     for _kind in ("tsn", "tsm", "mstsm"):
         register(f"{_kind}_{_bb}")(partial(_segment_model, _bb, _kind))
+
+for _name, _factory in C3D_MODELS.items():
+    register(_name)(_factory)
