@@ -5,19 +5,19 @@ import torch
 
 from train.models import build_model, list_models
 
-TINY = {"resnet18": 8, "mobilenetv2": 0.25}
+TINY = {"resnet18": 8, "mobilenetv2": 0.25, "resnet50": 8}  # by backbone, the name's last part
 # the 2D segment models; the 3D models have their own tests in test_models_3d.py
 SEGMENT_MODELS = [n for n in list_models() if n.startswith(("tsn_", "tsm_", "mstsm_"))]
 
 
 def tiny(name: str, width: float | None = None):
     torch.manual_seed(0)
-    width = width or TINY[name.split("_", 1)[1]]
+    width = width or TINY[name.rsplit("_", 1)[1]]
     return build_model(name, num_classes=5, num_segments=4, width=width).eval()
 
 
 def test_registry_lists_tsn_tsm_and_mstsm_for_both_backbones():
-    assert set(list_models()) >= {f"{k}_{b}" for k in ("tsn", "tsm", "mstsm") for b in ("resnet18", "mobilenetv2")}
+    assert set(list_models()) >= {f"{k}_{b}" for k in ("tsn", "tsm", "mstsm") for b in TINY}
 
 
 def test_unknown_model_names_the_available_ones():
@@ -39,7 +39,7 @@ def test_output_shape_and_rebuild_from_state_dict(name):
 
 
 @pytest.mark.parametrize("kind", ["tsm", "mstsm"])
-@pytest.mark.parametrize("backbone", ["resnet18", "mobilenetv2"])
+@pytest.mark.parametrize("backbone", sorted(TINY))
 def test_tsn_is_blind_to_frame_order_and_shift_models_are_not(backbone, kind):
     x = torch.randn(1, 4, 3, 32, 32)
     rev = x.flip(1)
@@ -62,11 +62,14 @@ def test_tsm_shifts_an_eighth_of_channels_each_way_in_every_resnet_block():
     assert len(shifts) == 8 and all(s.fold_div == 8 and s.n_segments == 4 for s in shifts)
 
 
-def test_mstsm_widens_each_block_input_by_its_two_unit_folds():
-    m = tiny("mstsm_resnet18", width=32)
-    blocks = [b for b in m.modules() if type(b).__name__ == "BasicBlock"]
+@pytest.mark.parametrize("name, block, count", [("mstsm_resnet18", "BasicBlock", 8),
+                                                 ("mstsm_resnet50", "Bottleneck", 16)])
+def test_mstsm_widens_each_block_input_by_its_two_unit_folds(name, block, count):
+    m = tiny(name, width=32)
+    blocks = [b for b in m.modules() if type(b).__name__ == block]
+    assert len(blocks) == count
     for b in blocks:
-        cin = b.downsample[0].in_channels if b.downsample else b.conv2[0].in_channels
+        cin = b.downsample[0].in_channels if b.downsample else b.last_bn().num_features  # no shortcut: cin = cout
         assert b.conv1[0].in_channels == cin + 2 * (cin // 16)
         assert (b.temporal.fold_div, b.temporal.two_unit_div) == (8, 16)
 

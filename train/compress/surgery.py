@@ -1,10 +1,12 @@
 """Structured pruning with real surgery: a smaller network built from its config, the kept slices copied.
 
 Only a block's internal channels are pruned (docs/compression.md, "Structured pruning, residual additions
-and the temporal shift"): a ResNet ``BasicBlock``'s conv1 outputs (its BatchNorm, conv2's inputs) and an
-``InvertedResidual``'s expanded channels (expand conv, both BatchNorms, the depthwise conv, the project
-conv's inputs). No addition and no shift touches them, so residual groups and shift folds stay as trained.
-The pruned architecture is ``build_model(name, **config, inner_widths=[...])``: a normal checkpoint.
+and the temporal shift"): a ResNet ``BasicBlock``'s conv1 outputs (its BatchNorm, conv2's inputs), a
+``Bottleneck``'s conv1 outputs and, as a second group, its conv2 outputs (conv3's inputs; conv3's outputs
+are tied by the addition), and an ``InvertedResidual``'s expanded channels (expand conv, both BatchNorms,
+the depthwise conv, the project conv's inputs). No addition and no shift touches them, so residual groups
+and shift folds stay as trained. The pruned architecture is ``build_model(name, **config,
+inner_widths=[...])``: a normal checkpoint, one width per group in ``groups`` order.
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ from torch import nn
 from train.compress.criteria import CRITERIA, select_pruned
 from train.models import build_model
 from train.models.mobilenetv2 import InvertedResidual
-from train.models.resnet import BasicBlock
+from train.models.resnet import BasicBlock, Bottleneck
 
 _BN = ("weight", "bias", "running_mean", "running_var")
 
 
 @dataclass(frozen=True)
 class Group:
-    """One block's internal channels. ``produce``: tensors whose ``dim`` indexes the channels (their
-    values are per channel: averaged on a merge); ``consume``: the next conv's input slices (summed)."""
+    """One group of a block's internal channels (a ``Bottleneck`` has two, the other blocks one; ``producer``
+    names it uniquely). ``produce``: tensors whose ``dim`` indexes the channels (their values are per
+    channel: averaged on a merge); ``consume``: the next conv's input slices (summed)."""
 
     block: str
     producer: str  # module name of the conv whose filters are scored
@@ -42,27 +45,36 @@ def _conv_bn(prefix: str) -> list[tuple[str, int]]:
     return [(f"{prefix}.0.weight", 0)] + [(f"{prefix}.1.{k}", 0) for k in _BN]
 
 
-def _basic_block(name: str, m: BasicBlock) -> Group:
-    return Group(name, f"{name}.conv1.0", m.conv1[0].out_channels, tuple(_conv_bn(f"{name}.conv1")),
-                 ((f"{name}.conv2.0.weight", 1),))
+def _conv_pair(name: str, m: nn.Module, conv: str, nxt: str) -> Group:
+    """``conv``'s output channels (conv + BN), consumed by the conv ``nxt``."""
+    return Group(name, f"{name}.{conv}.0", getattr(m, conv)[0].out_channels, tuple(_conv_bn(f"{name}.{conv}")),
+                 ((f"{name}.{nxt}.0.weight", 1),))
 
 
-def _inverted_residual(name: str, m: InvertedResidual) -> Group:
+def _basic_block(name: str, m: BasicBlock) -> list[Group]:
+    return [_conv_pair(name, m, "conv1", "conv2")]
+
+
+def _bottleneck(name: str, m: Bottleneck) -> list[Group]:
+    return [_conv_pair(name, m, "conv1", "conv2"), _conv_pair(name, m, "conv2", "conv3")]
+
+
+def _inverted_residual(name: str, m: InvertedResidual) -> list[Group]:
     # [expand conv-BN-ReLU6,] depthwise conv-BN-ReLU6, project conv, BN; without expansion the depthwise
     # conv runs on the block input, so there is nothing of the block's own to prune
     expands = len(m.conv) == 4
     dw = int(expands)
     produce = (_conv_bn(f"{name}.conv.0") if expands else []) + _conv_bn(f"{name}.conv.{dw}")
-    return Group(name, f"{name}.conv.0.0", m.conv[dw][0].out_channels, tuple(produce),
-                 ((f"{name}.conv.{dw + 1}.weight", 1),), prunable=expands)
+    return [Group(name, f"{name}.conv.0.0", m.conv[dw][0].out_channels, tuple(produce),
+                  ((f"{name}.conv.{dw + 1}.weight", 1),), prunable=expands)]
 
 
-_BLOCKS = {BasicBlock: _basic_block, InvertedResidual: _inverted_residual}
+_BLOCKS = {BasicBlock: _basic_block, Bottleneck: _bottleneck, InvertedResidual: _inverted_residual}
 
 
 def groups(model: nn.Module) -> list[Group]:
-    """Every block's inner channel group, in ``inner_widths`` order (unprunable ones included)."""
-    return [_BLOCKS[type(m)](name, m) for name, m in model.named_modules() if type(m) in _BLOCKS]
+    """Every block's inner channel groups, in ``inner_widths`` order (unprunable ones included)."""
+    return [g for name, m in model.named_modules() if type(m) in _BLOCKS for g in _BLOCKS[type(m)](name, m)]
 
 
 def selected(groups_: list[Group], layers: tuple[str, ...] | None) -> list[Group]:
@@ -107,20 +119,21 @@ def _sliced(t: torch.Tensor, dim: int, p: Plan, reduce: str) -> torch.Tensor:
 
 def apply(model: nn.Module, name: str, config: dict[str, Any], plans: list[Plan]) -> tuple[nn.Module, dict]:
     """Build the smaller model and copy every tensor, slicing those the plans touch. Returns (model, config)."""
-    widths = {g.block: g.width for g in groups(model)}
-    cuts: dict[str, tuple[int, Plan, str]] = {}
+    widths = {g.producer: g.width for g in groups(model)}
+    cuts: dict[str, list[tuple[int, Plan, str]]] = {}  # a Bottleneck's conv2 is cut on both dims
     for p in plans:
-        widths[p.group.block] = int(p.keep.size)
-        cuts.update({k: (d, p, "mean") for k, d in p.group.produce})
-        cuts.update({k: (d, p, "sum") for k, d in p.group.consume})
+        widths[p.group.producer] = int(p.keep.size)
+        for k, d in p.group.produce:
+            cuts.setdefault(k, []).append((d, p, "mean"))
+        for k, d in p.group.consume:
+            cuts.setdefault(k, []).append((d, p, "sum"))
     new_config = {**config, "inner_widths": list(widths.values())}
     small = build_model(name, **new_config)
     old = model.state_dict()
     state = {}
     for key, target in small.state_dict().items():
         t = old[key]
-        if key in cuts:
-            dim, p, reduce = cuts[key]
+        for dim, p, reduce in cuts.get(key, ()):  # slices of different dims commute (linear, per dim)
             t = _sliced(t, dim, p, reduce)
         if t.shape != target.shape:
             raise RuntimeError(f"surgery: {key} is {tuple(t.shape)} after slicing, the pruned model wants "

@@ -1,9 +1,12 @@
-"""ResNet-18-style 2D backbone (He et al., 2016), written here so nothing depends on torchvision.
+"""ResNet-18/50-style 2D backbones (He et al., 2016), written here so nothing depends on torchvision.
 
-``width`` scales every stage (64 is the real ResNet-18); ``temporal`` builds a module placed at the start
-of each block's residual branch, which is where TSM's residual shift goes. ``inner_widths`` (one per block)
-sets the channels between a block's two convolutions, the only ones structured pruning removes
-(docs/compression.md); ``None`` keeps each block's output width, the unpruned network.
+``width`` is the stem's channels (64 is the real ResNet); stage i has ``width * 2**i`` planes, times the
+block's ``expansion`` at its output (1 for ``BasicBlock``, 4 for ``Bottleneck``). ``temporal`` builds a module
+placed at the start of each block's residual branch, which is where TSM's residual shift goes (and MSTSM's
+widening reaches the branch's first conv). ``inner_widths`` sets the channels inside each block, the only ones
+structured pruning removes (docs/compression.md, docs/models.md): a flat list with ``block.inner_groups``
+entries per block, blocks in order - one per ``BasicBlock`` (conv1 -> conv2), two per ``Bottleneck``
+(conv1 -> conv2, then conv2 -> conv3). ``None`` keeps every block unpruned.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ from torch import nn
 TemporalFactory = Callable[[], nn.Module] | None
 
 
-def check_inner_widths(widths: Sequence[int] | None, blocks: int) -> list[int | None]:
-    """One inner width per block, each a positive int; ``None`` means every block unpruned."""
+def check_inner_widths(widths: Sequence[int] | None, count: int, what: str = "one per block") -> list[int | None]:
+    """``count`` inner widths, each a positive int; ``None`` means every block unpruned."""
     if widths is None:
-        return [None] * blocks
+        return [None] * count
     widths = list(widths)
-    if len(widths) != blocks or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
-        raise ValueError(f"inner_widths: expected {blocks} positive ints (one per block), got {widths}")
+    if len(widths) != count or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
+        raise ValueError(f"inner_widths: expected {count} positive ints ({what}), got {widths}")
     return widths
 
 
@@ -33,37 +36,98 @@ def conv_bn(cin: int, cout: int, k: int, stride: int = 1, relu: bool = True) -> 
     return nn.Sequential(*layers)
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, temporal: TemporalFactory, inner: int | None = None) -> None:
-        super().__init__()
-        inner = cout if inner is None else inner
+class _Residual(nn.Module):
+    """What both blocks share: the temporal module opening the residual branch (``_open``), the projection
+    shortcut and final ReLU (``_close``), the forward. Subclasses build their convs between the two (that
+    registration order keeps ResNet-18's parameter order) and name the branch's last BatchNorm, which starts
+    at zero so every block starts as the identity. ``inner``: the block's ``inner_groups`` widths (``None``:
+    ``planes``)."""
+
+    expansion = 1
+    inner_groups = 1
+    inner_what = "one per block"
+
+    def _open(self, cin: int, temporal: TemporalFactory) -> int:
         self.temporal = temporal() if temporal else nn.Identity()
         # MSTSM's concatenated two-unit shift widens the branch input; plain TSM keeps it
-        self.conv1 = conv_bn(self.temporal.out_channels(cin) if temporal else cin, inner, 3, stride)
-        self.conv2 = conv_bn(inner, cout, 3, 1, relu=False)
+        return self.temporal.out_channels(cin) if temporal else cin
+
+    def _close(self, cin: int, cout: int, stride: int) -> None:
         self.downsample = conv_bn(cin, cout, 1, stride, relu=False) if stride != 1 or cin != cout else None
         self.relu = nn.ReLU(inplace=True)
 
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def last_bn(self) -> nn.BatchNorm2d:
+        raise NotImplementedError
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.conv2(self.conv1(self.temporal(x))) + identity)
+        return self.relu(self.residual(self.temporal(x)) + identity)
+
+
+class BasicBlock(_Residual):
+    """3x3 -> 3x3 (ResNet-18). Inner group: conv1's outputs."""
+
+    def __init__(self, cin: int, planes: int, stride: int, temporal: TemporalFactory,
+                 inner: Sequence[int | None] = (None,)) -> None:
+        super().__init__()
+        (w,) = (planes if v is None else v for v in inner)
+        self.conv1 = conv_bn(self._open(cin, temporal), w, 3, stride)
+        self.conv2 = conv_bn(w, planes, 3, 1, relu=False)
+        self._close(cin, planes, stride)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.conv1(x))
+
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.conv2[1]
+
+
+class Bottleneck(_Residual):
+    """1x1 -> 3x3 -> 1x1 with 4x the planes out (ResNet-50); the stride is on the 3x3, as in torchvision's
+    ResNet (v1.5) that TSM builds on. Inner groups: conv1's outputs, conv2's outputs; conv3's outputs are the
+    block's output, tied to the residual addition."""
+
+    expansion = 4
+    inner_groups = 2
+    inner_what = "two per bottleneck: conv1's and conv2's outputs"
+
+    def __init__(self, cin: int, planes: int, stride: int, temporal: TemporalFactory,
+                 inner: Sequence[int | None] = (None, None)) -> None:
+        super().__init__()
+        w1, w2 = (planes if v is None else v for v in inner)
+        self.conv1 = conv_bn(self._open(cin, temporal), w1, 1)
+        self.conv2 = conv_bn(w1, w2, 3, stride)
+        self.conv3 = conv_bn(w2, planes * self.expansion, 1, relu=False)
+        self._close(cin, planes * self.expansion, stride)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv3(self.conv2(self.conv1(x)))
+
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.conv3[1]
 
 
 class ResNet(nn.Module):
     """Returns pooled features (N, out_features) for (N, 3, H, W) frames."""
 
     def __init__(self, layers: tuple[int, ...] = (2, 2, 2, 2), width: int = 64,
-                 temporal: TemporalFactory = None, inner_widths: Sequence[int] | None = None) -> None:
+                 temporal: TemporalFactory = None, inner_widths: Sequence[int] | None = None,
+                 block: type[_Residual] = BasicBlock) -> None:
         super().__init__()
-        inner = iter(check_inner_widths(inner_widths, sum(layers)))
+        g = block.inner_groups
+        flat = check_inner_widths(inner_widths, sum(layers) * g, block.inner_what)
+        inner = iter([flat[k:k + g] for k in range(0, len(flat), g)])
         self.stem = nn.Sequential(conv_bn(3, width, 7, 2), nn.MaxPool2d(3, 2, 1))
         stages, cin = [], width
         for i, n in enumerate(layers):
-            cout = width * 2**i
-            blocks = [BasicBlock(cin if j == 0 else cout, cout, 2 if (i > 0 and j == 0) else 1, temporal,
-                                 next(inner)) for j in range(n)]
+            planes = width * 2**i
+            blocks = [block(cin if j == 0 else planes * block.expansion, planes, 2 if (i > 0 and j == 0) else 1,
+                            temporal, next(inner)) for j in range(n)]
             stages.append(nn.Sequential(*blocks))
-            cin = cout
+            cin = planes * block.expansion
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.out_features = cin
@@ -71,8 +135,8 @@ class ResNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         for m in self.modules():  # zero-init the last BN of each residual branch: blocks start as identity
-            if isinstance(m, BasicBlock):
-                nn.init.zeros_(m.conv2[1].weight)
+            if isinstance(m, _Residual):
+                nn.init.zeros_(m.last_bn().weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.pool(self.stages(self.stem(x))), 1)
@@ -80,4 +144,10 @@ class ResNet(nn.Module):
 
 def resnet18(width: int = 64, temporal: TemporalFactory = None,
              inner_widths: Sequence[int] | None = None) -> ResNet:
-    return ResNet((2, 2, 2, 2), width, temporal, inner_widths)
+    return ResNet((2, 2, 2, 2), width, temporal, inner_widths, BasicBlock)
+
+
+def resnet50(width: int = 64, temporal: TemporalFactory = None,
+             inner_widths: Sequence[int] | None = None) -> ResNet:
+    """``inner_widths``: 32 entries, (conv1 out, conv2 out) of each of the 16 bottlenecks in order."""
+    return ResNet((3, 4, 6, 3), width, temporal, inner_widths, Bottleneck)

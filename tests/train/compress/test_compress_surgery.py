@@ -71,7 +71,8 @@ def test_pruning_zeroed_filters_leaves_the_output_unchanged(name: str, criterion
     rebuilt.load_state_dict(small.state_dict())  # the config alone rebuilds the pruned architecture
 
 
-@pytest.mark.parametrize("name", ["tsm_resnet18", "mstsm_resnet18", "tsm_mobilenetv2", "mstsm_mobilenetv2"])
+@pytest.mark.parametrize("name", ["tsm_resnet18", "mstsm_resnet18", "tsm_mobilenetv2", "mstsm_mobilenetv2",
+                                  "mstsm_resnet50"])
 def test_residual_and_shift_channels_are_never_pruned(name: str) -> None:
     big = _model(name)
     small, _, plans = surgery.filter_prune(big, name, _config(name), "l1", 0.5)
@@ -111,14 +112,10 @@ def test_layers_globs_pick_blocks_or_their_scored_conv() -> None:
     assert len(surgery.selected(mobile, None)) == 16
 
 
-@pytest.mark.parametrize("name", ["mstsm_resnet18", "mstsm_mobilenetv2"])
-def test_average_inputs_merges_similar_channels_into_one(name: str) -> None:
-    """MSTSM Sec. 3.5.3: channels with equal kernels (and BatchNorms) averaged into one lose nothing, while
-    dropping them does. Channels 0-2 of the first group are copies, made the smallest so l1 picks them, with
-a BatchNorm shift that keeps them alive after the ReLU."""
-    big = _model(name)
-    group = surgery.selected(surgery.groups(big), None)[0]
-    tensors = {**dict(big.named_parameters()), **dict(big.named_buffers())}
+def _copies(model: nn.Module, group: surgery.Group) -> None:
+    """Make channels 0-2 of ``group`` copies, the smallest so l1 picks them, with a BatchNorm shift that keeps
+    them alive after the ReLU."""
+    tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     with torch.no_grad():
         tensors[group.producer + ".weight"][0] *= 1e-3
         for key, dim in group.produce:
@@ -126,19 +123,49 @@ a BatchNorm shift that keeps them alive after the ReLU."""
             if key.endswith(".bias"):  # positive after the ReLU, so the channel matters downstream
                 t[0] = 1.0
             t.index_copy_(dim, torch.tensor([1, 2]), t.index_select(dim, torch.tensor([0, 0])))
+
+
+@pytest.mark.parametrize("name, index", [("mstsm_resnet18", 0), ("mstsm_mobilenetv2", 0), ("mstsm_resnet50", 0),
+                                         ("mstsm_resnet50", 1)])
+def test_average_inputs_merges_similar_channels_into_one(name: str, index: int) -> None:
+    """MSTSM Sec. 3.5.3: channels with equal kernels (and BatchNorms) averaged into one lose nothing, while
+    dropping them does. Channels 0-2 of one group are copies (index 1: a Bottleneck's second group, conv2)."""
+    big = _model(name)
+    group = surgery.selected(surgery.groups(big), None)[index]
+    _copies(big, group)
     ratio = 2 / group.width  # drop 2 channels: the 3 copies become 1
     x = _clip()
-    merged, _, plans = surgery.filter_prune(big, name, _config(name), "l1", ratio, layers=(group.block,),
+    merged, _, plans = surgery.filter_prune(big, name, _config(name), "l1", ratio, layers=(group.producer,),
                                             average_inputs=True)
     assert plans[0].merged.tolist() == [0, 1, 2] and plans[0].keep.tolist() == [0, *range(3, group.width)]
-    dropped, _, _ = surgery.filter_prune(big, name, _config(name), "l1", ratio, layers=(group.block,))
+    dropped, _, _ = surgery.filter_prune(big, name, _config(name), "l1", ratio, layers=(group.producer,))
     with torch.no_grad():
         want = big(x)
-        assert torch.allclose(merged(x), want, atol=1e-5, rtol=0)
+        # float rounding of the reordered sums grows with depth: ~3e-5 through ResNet-50's 16 blocks
+        assert torch.allclose(merged(x), want, atol=1e-4 if name.endswith("resnet50") else 1e-5, rtol=0)
         assert not torch.allclose(dropped(x), want, atol=1e-3, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["tsm_resnet18", "mstsm_resnet18", "tsm_mobilenetv2", "mstsm_mobilenetv2"])
+def test_both_bottleneck_groups_merge_at_once() -> None:
+    """conv2 of a Bottleneck is cut twice, its outputs averaged (second group) and its inputs summed (first)."""
+    big = _model("mstsm_resnet50")
+    first, second = surgery.selected(surgery.groups(big), ("backbone.stages.1.0",))
+    assert first.producer.endswith("conv1.0") and second.producer.endswith("conv2.0")
+    _copies(big, first)
+    _copies(big, second)
+    ratio = 2 / first.width
+    merged, config, plans = surgery.filter_prune(big, "mstsm_resnet50", _config("mstsm_resnet50"), "l1", ratio,
+                                                 layers=("backbone.stages.1.0",), average_inputs=True)
+    assert [p.merged.tolist() for p in plans] == [[0, 1, 2]] * 2
+    assert config["inner_widths"][6:8] == [first.width - 2] * 2  # stage 0 has 3 blocks, two entries each
+    conv2 = merged.backbone.stages[1][0].conv2[0].weight
+    assert conv2.shape[:2] == (first.width - 2, first.width - 2)
+    with torch.no_grad():
+        assert torch.allclose(merged(_clip()), big(_clip()), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["tsm_resnet18", "mstsm_resnet18", "tsm_mobilenetv2", "mstsm_mobilenetv2",
+                                  "mstsm_resnet50"])
 def test_a_pruned_shift_model_exports_with_onnx_parity(name: str, tmp_path) -> None:
     small, _, _ = surgery.filter_prune(_model(name), name, _config(name), "correlation", 0.4)
     path = export_onnx(small.eval(), _clip(), tmp_path / "m.onnx")
