@@ -152,7 +152,8 @@ class Runner:
         model = ckpt.build()
         if isinstance(stage, FilterPrune):
             small, config, plans = surgery.filter_prune(model, ckpt.model, ckpt.config, stage.criterion,
-                                                        stage.conv_ratio, stage.layers, stage.average_inputs)
+                                                        stage.conv_ratio, stage.layers, stage.average_inputs,
+                                                        stage.fc_ratio)
             info = [{"block": p.group.block, "before": p.group.width, "after": int(p.keep.size)} for p in plans]
             write_text(sdir / "pruned.json", json.dumps(info, indent=2) + "\n")
             return self.finetune(self._with(ckpt, small, config), sdir, stage.finetune_epochs, stage.lr, keep)

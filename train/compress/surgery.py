@@ -21,7 +21,10 @@ from torch import nn
 
 from train.compress.criteria import CRITERIA, select_pruned
 from train.models import build_model
+from train.models.c3d import Clip3DNet
+from train.models.conv3d import MicroNet
 from train.models.mobilenetv2 import InvertedResidual
+from train.models.res3d import BasicBlock3d
 from train.models.resnet import BasicBlock, Bottleneck
 
 _BN = ("weight", "bias", "running_mean", "running_var")
@@ -39,6 +42,8 @@ class Group:
     produce: tuple[tuple[str, int], ...]
     consume: tuple[tuple[str, int], ...]
     prunable: bool = True
+    kind: str = "conv"  # "fc": hidden FC neurons (a recipe's fc_ratio)
+    consume_block: int = 1  # consumer inputs per channel: a flattened conv output feeds an FC P inputs each
 
 
 def _conv_bn(prefix: str) -> list[tuple[str, int]]:
@@ -69,11 +74,55 @@ def _inverted_residual(name: str, m: InvertedResidual) -> list[Group]:
                   ((f"{name}.conv.{dw + 1}.weight", 1),), prunable=expands)]
 
 
-_BLOCKS = {BasicBlock: _basic_block, Bottleneck: _bottleneck, InvertedResidual: _inverted_residual}
+_BLOCKS = {BasicBlock: _basic_block, Bottleneck: _bottleneck, InvertedResidual: _inverted_residual,
+           BasicBlock3d: _basic_block}
+
+
+def _conv_bias(name: str) -> tuple[tuple[str, int], ...]:
+    return ((f"{name}.weight", 0), (f"{name}.bias", 0))
+
+
+def _chain_unit(name: str, m: nn.Module) -> tuple[list[str], list[tuple[str, list[str]]], str | None]:
+    """One parameterised entry of a ``Clip3DNet``'s ``features``: (the conv weights reading its input, its
+    internal (conv, readers) pairs, the conv producing its output or None when that output is not prunable)."""
+    if isinstance(m, MicroNet):  # its output is a concatenation of four columns: left whole
+        return [f"{name}.linear.0.weight", f"{name}.middle.0.0.weight", f"{name}.left.0.0.weight",
+                f"{name}.pool.1.0.weight"], [], None
+    if isinstance(m[0], nn.Conv3d):  # conv + ReLU
+        return [f"{name}.0.weight"], [], f"{name}.0"
+    convs = [f"{name}.{i}.0" for i in range(len(m))]  # the asymmetric cascade: conv + ReLU, three times
+    return [f"{convs[0]}.weight"], [(c, [f"{n}.weight"]) for c, n in zip(convs, convs[1:], strict=False)], convs[-1]
+
+
+def _chain_groups(model: Clip3DNet) -> list[Group]:
+    """A plain chain (no additions): every conv's outputs are read only by the next layer's convs, the last
+    conv's by fc6 (``consume_block`` inputs per channel), each hidden FC's by the next FC; the classifier's
+    outputs are never pruned. In build order, which ``Clip3DNet(inner_widths=...)`` follows."""
+    units = [(f"features.{i}", m) for i, m in enumerate(model.features) if any(True for _ in m.parameters())]
+    fcs = [f"head.{i}" for i, m in enumerate(model.head) if isinstance(m, nn.Linear)]
+    modules = dict(model.named_modules())
+    out: list[Group] = []
+    for k, (name, m) in enumerate(units):
+        _, internal, producer = _chain_unit(name, m)
+        for conv, readers in internal:
+            out.append(Group(name, conv, modules[conv].out_channels, _conv_bias(conv), tuple((r, 1) for r in readers)))
+        if producer is not None:
+            width = modules[producer].out_channels
+            readers, block = ((_chain_unit(*units[k + 1])[0], 1) if k + 1 < len(units)
+                              else ([f"{fcs[0]}.weight"], modules[fcs[0]].in_features // width))
+            out.append(Group(name, producer, width, _conv_bias(producer), tuple((r, 1) for r in readers),
+                             consume_block=block))
+    for fc, nxt in zip(fcs, fcs[1:-1] + fcs[-1:], strict=False):
+        if fc != fcs[-1]:
+            out.append(Group(fc, fc, modules[fc].out_features, _conv_bias(fc), ((f"{nxt}.weight", 1),), kind="fc"))
+    return out
 
 
 def groups(model: nn.Module) -> list[Group]:
-    """Every block's inner channel groups, in ``inner_widths`` order (unprunable ones included)."""
+    """Every prunable channel group, in ``inner_widths`` order: a chain model's convs and hidden FCs, or each
+    block's inner channel groups (unprunable ones included)."""
+    if isinstance(model, Clip3DNet):
+        return _chain_groups(model)
     return [g for name, m in model.named_modules() if type(m) in _BLOCKS for g in _BLOCKS[type(m)](name, m)]
 
 
@@ -107,7 +156,12 @@ def plan(group: Group, scores: np.ndarray, ratio: float, average_inputs: bool = 
     return Plan(group, keep, merged)
 
 
-def _sliced(t: torch.Tensor, dim: int, p: Plan, reduce: str) -> torch.Tensor:
+def _sliced(t: torch.Tensor, dim: int, p: Plan, reduce: str, block: int = 1) -> torch.Tensor:
+    if block > 1:  # ``dim`` holds ``block`` consecutive entries per channel: cut them as one
+        shape = t.shape
+        split = t.reshape(*shape[:dim], shape[dim] // block, block, *shape[dim + 1:])
+        cut = _sliced(split, dim, p, reduce)
+        return cut.reshape(*shape[:dim], cut.shape[dim] * block, *shape[dim + 1:])
     out = t.index_select(dim, torch.as_tensor(p.keep))
     if p.merged.size:
         parts = t.index_select(dim, torch.as_tensor(p.merged))
@@ -120,21 +174,21 @@ def _sliced(t: torch.Tensor, dim: int, p: Plan, reduce: str) -> torch.Tensor:
 def apply(model: nn.Module, name: str, config: dict[str, Any], plans: list[Plan]) -> tuple[nn.Module, dict]:
     """Build the smaller model and copy every tensor, slicing those the plans touch. Returns (model, config)."""
     widths = {g.producer: g.width for g in groups(model)}
-    cuts: dict[str, list[tuple[int, Plan, str]]] = {}  # a Bottleneck's conv2 is cut on both dims
+    cuts: dict[str, list[tuple[int, Plan, str, int]]] = {}  # a Bottleneck's conv2 is cut on both dims
     for p in plans:
         widths[p.group.producer] = int(p.keep.size)
         for k, d in p.group.produce:
-            cuts.setdefault(k, []).append((d, p, "mean"))
+            cuts.setdefault(k, []).append((d, p, "mean", 1))
         for k, d in p.group.consume:
-            cuts.setdefault(k, []).append((d, p, "sum"))
+            cuts.setdefault(k, []).append((d, p, "sum", p.group.consume_block))
     new_config = {**config, "inner_widths": list(widths.values())}
     small = build_model(name, **new_config)
     old = model.state_dict()
     state = {}
     for key, target in small.state_dict().items():
         t = old[key]
-        for dim, p, reduce in cuts.get(key, ()):  # slices of different dims commute (linear, per dim)
-            t = _sliced(t, dim, p, reduce)
+        for dim, p, reduce, block in cuts.get(key, ()):  # slices of different dims commute (linear, per dim)
+            t = _sliced(t, dim, p, reduce, block)
         if t.shape != target.shape:
             raise RuntimeError(f"surgery: {key} is {tuple(t.shape)} after slicing, the pruned model wants "
                                f"{tuple(target.shape)}")
@@ -144,11 +198,13 @@ def apply(model: nn.Module, name: str, config: dict[str, Any], plans: list[Plan]
 
 
 def filter_prune(model: nn.Module, name: str, config: dict[str, Any], criterion: str, ratio: float,
-                 layers: tuple[str, ...] | None = None, average_inputs: bool = False,
+                 layers: tuple[str, ...] | None = None, average_inputs: bool = False, fc_ratio: float | None = None,
                  ) -> tuple[nn.Module, dict, list[Plan]]:
-    """Score each selected group's filters with ``criterion``, prune ``ratio`` of them, rebuild."""
+    """Score each selected group's filters with ``criterion``, prune ``ratio`` of them (``fc_ratio`` of a
+    hidden FC's neurons, default ``ratio``: MOMP's Table II prunes the two at different ratios), rebuild."""
     modules = dict(model.named_modules())
-    plans = [plan(g, CRITERIA[criterion](modules[g.producer].weight), ratio, average_inputs)
+    ratios = {"conv": ratio, "fc": ratio if fc_ratio is None else fc_ratio}
+    plans = [plan(g, CRITERIA[criterion](modules[g.producer].weight), ratios[g.kind], average_inputs)
              for g in selected(groups(model), layers)]
     small, new_config = apply(model, name, config, plans)
     return small, new_config, plans

@@ -46,15 +46,17 @@ class Clip3DNet(nn.Module):
     Takes the project's (B, T, C, H, W) clip and convolves it as (B, C, T, H, W)."""
 
     def __init__(self, groups: Sequence[Group], fc: int, *, num_classes: int, num_segments: int = 16,
-                 width: float = 64, size: int = 112, dropout: float = 0.0) -> None:
+                 width: float = 64, size: int = 112, dropout: float = 0.0,
+                 inner_widths: Sequence[int] | None = None) -> None:
         super().__init__()
         self.num_segments, self.size = num_segments, size
         scale = width / 64
+        widths = _Widths(inner_widths)
         extent: tuple[int, ...] = (num_segments, size, size)
         cin, blocks = 3, list[nn.Module]()
         for group, (kernel, padding) in zip(groups, POOLS, strict=True):
             for kind, channels in group:
-                module, cin = layer(kind, cin, max(1, round(channels * scale)))
+                module, cin = layer(kind, cin, max(1, round(channels * scale)), widths)
                 blocks.append(module)
             pool, extent = max_pool(kernel, padding, extent)
             blocks.append(pool)
@@ -62,7 +64,8 @@ class Clip3DNet(nn.Module):
         hidden = max(1, round(fc * scale))
         flat = cin * extent[0] * extent[1] * extent[2]
         head: list[nn.Module] = []
-        dims = (flat, hidden, hidden, num_classes)
+        dims = (flat, widths(hidden), widths(hidden), num_classes)
+        widths.done()
         for i, (n_in, n_out) in enumerate(pairwise(dims)):  # fc6, fc7, classifier
             head += [nn.Dropout(dropout) if dropout > 0 else nn.Identity(), nn.Linear(n_in, n_out)]
             if i < 2:
@@ -77,6 +80,28 @@ class Clip3DNet(nn.Module):
             if (h, w) != (self.size, self.size):
                 raise ValueError(f"expected {self.size}x{self.size} frames, got {h}x{w}")
         return self.head(self.features(x.permute(0, 2, 1, 3, 4)).flatten(1))
+
+
+class _Widths:
+    """Hands out the prunable layers' output widths in build order: the defaults, or ``inner_widths`` (the
+    widths structured pruning left, train/compress/surgery.py, one per conv of the chain and per hidden FC)."""
+
+    def __init__(self, inner_widths: Sequence[int] | None) -> None:
+        self.given = None if inner_widths is None else list(inner_widths)
+        self.used = 0
+
+    def __call__(self, default: int) -> int:
+        if self.given is None:
+            return default
+        if self.used >= len(self.given):
+            raise ValueError(f"inner_widths: {len(self.given)} widths given, the network has more prunable layers")
+        self.used += 1
+        return int(self.given[self.used - 1])
+
+    def done(self) -> None:
+        if self.given is not None and self.used != len(self.given):
+            raise ValueError(f"inner_widths: {len(self.given)} widths given, the network has {self.used} "
+                             "prunable layers")
 
 
 def _replace(groups: Sequence[Group], which: str, kind: str) -> tuple[Group, ...]:

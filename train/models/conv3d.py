@@ -14,6 +14,8 @@ is followed by a ReLU, as in C3D and Sec. 3.3.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -26,11 +28,12 @@ def conv_relu(cin: int, cout: int, kernel: Kernel = (3, 3, 3)) -> nn.Sequential:
     return nn.Sequential(conv, nn.ReLU(inplace=True))
 
 
-def asymmetric(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+def asymmetric(cin: int, cout: int, k: int = 3, inner: tuple[int, int] | None = None) -> nn.Sequential:
     """Sec. 3.1: three one-directional convs, height (1xkx1), width (1x1xk), time (3x1x1), each with the
-    replaced layer's output channels (D = M = N in the paper's count) and each followed by a ReLU."""
-    return nn.Sequential(conv_relu(cin, cout, (1, k, 1)), conv_relu(cout, cout, (1, 1, k)),
-                         conv_relu(cout, cout, (3, 1, 1)))
+    replaced layer's output channels (D = M = N in the paper's count) and each followed by a ReLU.
+    ``inner``: the first two convs' widths when structured pruning made them narrower."""
+    d, m = inner or (cout, cout)
+    return nn.Sequential(conv_relu(cin, d, (1, k, 1)), conv_relu(d, m, (1, 1, k)), conv_relu(m, cout, (3, 1, 1)))
 
 
 def _w(channels: float) -> int:
@@ -69,13 +72,18 @@ class MicroNet(nn.Module):
         return torch.cat([self.linear(x), self.middle(x), self.left(x), self.pool(x)], dim=1)
 
 
-def layer(kind: str, cin: int, cout: int) -> tuple[nn.Module, int]:
+def layer(kind: str, cin: int, cout: int, width: Callable[[int], int] = int) -> tuple[nn.Module, int]:
     """One entry of a network spec -> (module, its output channels). ``kind``: "conv" (3x3x3), "asym3"
-    (cascade for one 3x3x3), "asym5" (cascade for a pair of 3x3x3), or a MicroNet variant "m1".."m4"."""
+    (cascade for one 3x3x3), "asym5" (cascade for a pair of 3x3x3), or a MicroNet variant "m1".."m4".
+    ``width(default)`` gives each prunable conv's output width in build order (structured pruning's
+    ``inner_widths``; a MicroNet's concatenated output is not prunable)."""
     if kind == "conv":
+        cout = width(cout)
         return conv_relu(cin, cout), cout
     if kind in ("asym3", "asym5"):
-        return asymmetric(cin, cout, int(kind[-1])), cout
+        inner = (width(cout), width(cout))
+        cout = width(cout)
+        return asymmetric(cin, cout, int(kind[-1]), inner), cout
     if kind in MicroNet.VARIANTS:
         net = MicroNet(cin, cout, kind)
         return net, net.out_channels

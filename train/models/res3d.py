@@ -16,8 +16,12 @@ so the factory takes no ``size``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
+
+from train.models.resnet import check_inner_widths
 
 STAGE_CHANNELS = (64, 128, 256, 512)  # at width 64
 BLOCKS_RES3D18 = (2, 2, 2, 2)
@@ -38,11 +42,11 @@ class BasicBlock3d(nn.Module):
     """Two 3x3x3 conv-BN (ReLU after the first, after the sum for the second) around an identity shortcut, or
     a 1x1x1 strided conv-BN projection where the stride or the channel count changes (He et al.'s option B)."""
 
-    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+    def __init__(self, cin: int, cout: int, stride: int = 1, inner: int | None = None) -> None:
         super().__init__()
-        s = (stride,) * 3
-        self.conv1 = conv_bn3d(cin, cout, (3, 3, 3), s)
-        self.conv2 = conv_bn3d(cout, cout, (3, 3, 3), relu=False)
+        s, inner = (stride,) * 3, inner or cout  # ``inner``: conv1's outputs, narrower after structured pruning
+        self.conv1 = conv_bn3d(cin, inner, (3, 3, 3), s)
+        self.conv2 = conv_bn3d(inner, cout, (3, 3, 3), relu=False)
         self.downsample = conv_bn3d(cin, cout, (1, 1, 1), s, relu=False) if stride != 1 or cin != cout else None
         self.relu = nn.ReLU(inplace=True)
 
@@ -57,15 +61,16 @@ class Res3D(nn.Module):
     ``features`` gives the pooled (B, out_features) clip descriptor before dropout and FC."""
 
     def __init__(self, blocks: tuple[int, ...] = BLOCKS_RES3D18, *, num_classes: int, num_segments: int = 8,
-                 width: float = 64, dropout: float = 0.0) -> None:
+                 width: float = 64, dropout: float = 0.0, inner_widths: Sequence[int] | None = None) -> None:
         super().__init__()
         self.num_segments = num_segments
         channels = [max(1, round(c * width / 64)) for c in STAGE_CHANNELS]
+        inner = iter(check_inner_widths(inner_widths, sum(blocks)))
         self.stem = conv_bn3d(3, channels[0], (3, 7, 7), (1, 2, 2))
         stages, cin = [], channels[0]
         for i, (n, cout) in enumerate(zip(blocks, channels, strict=True)):
-            stages.append(nn.Sequential(*(BasicBlock3d(cin if j == 0 else cout, cout, 2 if i > 0 and j == 0 else 1)
-                                          for j in range(n))))
+            stages.append(nn.Sequential(*(BasicBlock3d(cin if j == 0 else cout, cout, 2 if i > 0 and j == 0 else 1,
+                                                       next(inner)) for j in range(n))))
             cin = cout
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool3d(1)
@@ -85,6 +90,8 @@ class Res3D(nn.Module):
         return self.fc(self.dropout(self.features(x)))
 
 
-def res3d18(*, num_classes: int, num_segments: int = 8, width: float = 64, dropout: float = 0.0) -> Res3D:
+def res3d18(*, num_classes: int, num_segments: int = 8, width: float = 64, dropout: float = 0.0,
+            inner_widths: Sequence[int] | None = None) -> Res3D:
     """The registered ``res3d18``: defaults are the paper's geometry (8-frame clips, 64 stage-1 channels)."""
-    return Res3D(BLOCKS_RES3D18, num_classes=num_classes, num_segments=num_segments, width=width, dropout=dropout)
+    return Res3D(BLOCKS_RES3D18, num_classes=num_classes, num_segments=num_segments, width=width, dropout=dropout,
+                 inner_widths=inner_widths)
