@@ -12,6 +12,7 @@ from functools import partial
 from torch import nn
 
 from train.models.c3d import MODELS as C3D_MODELS
+from train.models.caffenet import momp_caffenet
 from train.models.mobilenetv2 import MobileNetV2
 from train.models.recognizer import SegmentRecognizer
 from train.models.res3d import res3d18
@@ -85,3 +86,6 @@ for _name, _factory in C3D_MODELS.items():
 # T-C3D (t-c3d-temporal-encoding-deep-compression.txt): its 3D ResNet-18 alone, and S clips through it, fused
 register("res3d18")(res3d18)
 register("tc3d_res3d18")(tc3d_res3d18)
+
+# MOMP paper (momp-image-and-correlation-pruning.txt): CaffeNet on one MOMP image per clip (train/models/caffenet.py)
+register("momp_caffenet")(momp_caffenet)
