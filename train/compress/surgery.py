@@ -22,6 +22,7 @@ from torch import nn
 from train.compress.criteria import CRITERIA, select_pruned
 from train.models import build_model
 from train.models.c3d import Clip3DNet
+from train.models.caffenet import CaffeNet
 from train.models.conv3d import MicroNet
 from train.models.mobilenetv2 import InvertedResidual
 from train.models.res3d import BasicBlock3d
@@ -78,50 +79,61 @@ _BLOCKS = {BasicBlock: _basic_block, Bottleneck: _bottleneck, InvertedResidual: 
            BasicBlock3d: _basic_block}
 
 
-def _conv_bias(name: str) -> tuple[tuple[str, int], ...]:
-    return ((f"{name}.weight", 0), (f"{name}.bias", 0))
+def _conv_norm(seq: str, m: nn.Sequential) -> tuple[tuple[str, int], ...]:
+    """A conv (+ BatchNorm) + ReLU entry's per-channel tensors: weight, bias if any, the BatchNorm's."""
+    conv = m[0]
+    if conv.groups != 1:
+        raise ValueError(f"structured pruning: {seq}.0 is a grouped conv (groups={conv.groups}); build the model "
+                         "with groups=1 to prune it")
+    out = [(f"{seq}.0.weight", 0)] + ([(f"{seq}.0.bias", 0)] if conv.bias is not None else [])
+    if isinstance(m[1], nn.BatchNorm2d | nn.BatchNorm3d):
+        out += [(f"{seq}.1.{k}", 0) for k in _BN]
+    return tuple(out)
 
 
-def _chain_unit(name: str, m: nn.Module) -> tuple[list[str], list[tuple[str, list[str]]], str | None]:
-    """One parameterised entry of a ``Clip3DNet``'s ``features``: (the conv weights reading its input, its
-    internal (conv, readers) pairs, the conv producing its output or None when that output is not prunable)."""
+def _chain_unit(name: str, m: nn.Module) -> tuple[list[str], list[tuple[str, tuple, list[str]]], tuple | None]:
+    """One parameterised entry of a chain's ``features``: (the conv weights reading its input, its internal
+    (conv, produced tensors, readers) triples, the tensors producing its output or None when that output is
+    not prunable)."""
     if isinstance(m, MicroNet):  # its output is a concatenation of four columns: left whole
         return [f"{name}.linear.0.weight", f"{name}.middle.0.0.weight", f"{name}.left.0.0.weight",
                 f"{name}.pool.1.0.weight"], [], None
-    if isinstance(m[0], nn.Conv3d):  # conv + ReLU
-        return [f"{name}.0.weight"], [], f"{name}.0"
-    convs = [f"{name}.{i}.0" for i in range(len(m))]  # the asymmetric cascade: conv + ReLU, three times
-    return [f"{convs[0]}.weight"], [(c, [f"{n}.weight"]) for c, n in zip(convs, convs[1:], strict=False)], convs[-1]
+    if isinstance(m[0], nn.Conv2d | nn.Conv3d):  # conv (+ BatchNorm) + ReLU
+        return [f"{name}.0.weight"], [], _conv_norm(name, m)
+    seqs = [f"{name}.{i}" for i in range(len(m))]  # the asymmetric cascade: conv + ReLU, three times
+    internal = [(f"{a}.0", _conv_norm(a, m[i]), [f"{b}.0.weight"])
+                for i, (a, b) in enumerate(zip(seqs[:-1], seqs[1:], strict=True))]
+    return [f"{seqs[0]}.0.weight"], internal, _conv_norm(seqs[-1], m[-1])
 
 
-def _chain_groups(model: Clip3DNet) -> list[Group]:
+def _chain_groups(model: Clip3DNet | CaffeNet) -> list[Group]:
     """A plain chain (no additions): every conv's outputs are read only by the next layer's convs, the last
     conv's by fc6 (``consume_block`` inputs per channel), each hidden FC's by the next FC; the classifier's
-    outputs are never pruned. In build order, which ``Clip3DNet(inner_widths=...)`` follows."""
+    outputs are never pruned. In build order, which the models' ``inner_widths`` follow."""
     units = [(f"features.{i}", m) for i, m in enumerate(model.features) if any(True for _ in m.parameters())]
     fcs = [f"head.{i}" for i, m in enumerate(model.head) if isinstance(m, nn.Linear)]
     modules = dict(model.named_modules())
     out: list[Group] = []
     for k, (name, m) in enumerate(units):
-        _, internal, producer = _chain_unit(name, m)
-        for conv, readers in internal:
-            out.append(Group(name, conv, modules[conv].out_channels, _conv_bias(conv), tuple((r, 1) for r in readers)))
-        if producer is not None:
+        _, internal, produce = _chain_unit(name, m)
+        for conv, tensors, readers in internal:
+            out.append(Group(name, conv, modules[conv].out_channels, tensors, tuple((r, 1) for r in readers)))
+        if produce is not None:
+            producer = produce[0][0].removesuffix(".weight")
             width = modules[producer].out_channels
             readers, block = ((_chain_unit(*units[k + 1])[0], 1) if k + 1 < len(units)
                               else ([f"{fcs[0]}.weight"], modules[fcs[0]].in_features // width))
-            out.append(Group(name, producer, width, _conv_bias(producer), tuple((r, 1) for r in readers),
-                             consume_block=block))
-    for fc, nxt in zip(fcs, fcs[1:-1] + fcs[-1:], strict=False):
-        if fc != fcs[-1]:
-            out.append(Group(fc, fc, modules[fc].out_features, _conv_bias(fc), ((f"{nxt}.weight", 1),), kind="fc"))
+            out.append(Group(name, producer, width, produce, tuple((r, 1) for r in readers), consume_block=block))
+    for fc, nxt in zip(fcs[:-1], fcs[1:], strict=True):
+        out.append(Group(fc, fc, modules[fc].out_features, ((f"{fc}.weight", 0), (f"{fc}.bias", 0)),
+                         ((f"{nxt}.weight", 1),), kind="fc"))
     return out
 
 
 def groups(model: nn.Module) -> list[Group]:
     """Every prunable channel group, in ``inner_widths`` order: a chain model's convs and hidden FCs, or each
     block's inner channel groups (unprunable ones included)."""
-    if isinstance(model, Clip3DNet):
+    if isinstance(model, Clip3DNet | CaffeNet):
         return _chain_groups(model)
     return [g for name, m in model.named_modules() if type(m) in _BLOCKS for g in _BLOCKS[type(m)](name, m)]
 

@@ -1,5 +1,5 @@
-"""Structured pruning of the 3D models: plain chains (C3D, the asymmetric variants, MicroNet nets) with their
-hidden FC layers, and the 3D ResNet blocks of res3d18 / T-C3D. The pruned model computes what the big one
+"""Structured pruning of the chain models (C3D, the asymmetric variants, MicroNet nets, MOMP's CaffeNet) with
+their hidden FC layers, and the 3D ResNet blocks of res3d18 / T-C3D. The pruned model computes what the big one
 with the dropped filters zeroed did, rebuilds from its config, and exports with ONNX parity."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from train.models import build_model
 
 CHAINS = ["c3d_b5", "c3d_b8", "b5_asyconv345", "b8_asyconv5", "b5_m2", "asym3d"]
 CONFIGS = {**{n: {"num_classes": 5, "num_segments": 8, "width": 8, "size": 32} for n in CHAINS},
+           "momp_caffenet": {"num_classes": 5, "num_segments": 1, "width": 16, "size": 67, "norm": "bn", "groups": 1},
            "res3d18": {"num_classes": 5, "num_segments": 4, "width": 8},
            "tc3d_res3d18": {"num_classes": 5, "num_clips": 2, "clip_len": 4, "width": 8, "aggregation": "attention"}}
 
@@ -24,9 +25,9 @@ def _model(name: str) -> nn.Module:
     torch.manual_seed(0)
     m = build_model(name, **CONFIGS[name])
     for mod in m.modules():  # biases that keep a pruned channel alive after its ReLU, were it not zeroed
-        if isinstance(mod, nn.Conv3d | nn.Linear) and mod.bias is not None:
+        if isinstance(mod, nn.Conv2d | nn.Conv3d | nn.Linear) and mod.bias is not None:
             nn.init.uniform_(mod.bias, 0.0, 0.2)
-        if isinstance(mod, nn.BatchNorm3d):
+        if isinstance(mod, nn.BatchNorm2d | nn.BatchNorm3d):
             nn.init.uniform_(mod.weight, 0.5, 1.5)
             nn.init.uniform_(mod.bias, -0.5, 0.5)
             mod.momentum = None
@@ -36,6 +37,8 @@ def _model(name: str) -> nn.Module:
 
 
 def _clip(name: str, seed: int = 1) -> torch.Tensor:
+    if name == "momp_caffenet":
+        return torch.randn(2, 1, 3, 67, 67, generator=torch.Generator().manual_seed(seed))
     t = 8 if name in CHAINS or name == "tc3d_res3d18" else 4
     size = 32 if name in CHAINS else 16
     return torch.randn(2, t, 3, size, size, generator=torch.Generator().manual_seed(seed))
@@ -51,7 +54,7 @@ def _zero_dropped(model: nn.Module, plans: list[surgery.Plan]) -> None:
                     tensors[key].index_fill_(dim, drop, 0.0)
 
 
-@pytest.mark.parametrize("name", [*CHAINS, "res3d18", "tc3d_res3d18"])
+@pytest.mark.parametrize("name", [*CHAINS, "momp_caffenet", "res3d18", "tc3d_res3d18"])
 def test_pruning_zeroed_filters_leaves_the_output_unchanged(name: str) -> None:
     big = _model(name)
     groups = surgery.selected(surgery.groups(big), None)
@@ -120,3 +123,13 @@ def test_a_pruned_3d_model_exports_with_onnx_parity(name: str, tmp_path) -> None
     small, _, _ = surgery.filter_prune(_model(name), name, CONFIGS[name], "geometric_median", 0.4, fc_ratio=0.5)
     path = export_onnx(small.eval(), _clip(name), tmp_path / "m.onnx")
     assert max_abs_diff(small, path, _clip(name, 2).numpy()) < 1e-4
+
+
+def test_caffenet_prunes_conv_and_bn_together_and_refuses_its_grouped_towers() -> None:
+    groups = surgery.groups(_model("momp_caffenet"))
+    assert [g.kind for g in groups] == ["conv"] * 5 + ["fc"] * 2
+    assert groups[0].produce == (("features.0.0.weight", 0),) + tuple((f"features.0.1.{k}", 0) for k in (
+        "weight", "bias", "running_mean", "running_var"))
+    towers = build_model("momp_caffenet", **{**CONFIGS["momp_caffenet"], "groups": 2})
+    with pytest.raises(ValueError, match="grouped conv.*groups=1"):
+        surgery.groups(towers)
