@@ -37,6 +37,7 @@ from train.compress.recipe import (
     SemiStructured,
     Stage,
     Store,
+    check_fc_ratios,
     check_layers,
 )
 from train.compress.schedule import mask_2_4, progressive_sparsity, two_four_report
@@ -229,5 +230,13 @@ class Runner:
 
 
 def prepare(recipe: Recipe, ckpt: Checkpoint) -> None:
-    """Checks that need the model, before any work: ``layers`` globs must match module names."""
-    check_layers(recipe, [n for n, _ in ckpt.build().named_modules()])
+    """Checks that need the model, before any work: ``layers`` globs must match module names, a structured
+    pruning stage needs a prunable model, a list ``fc_ratio`` one value per hidden FC layer."""
+    model = ckpt.build()
+    check_layers(recipe, [n for n, _ in model.named_modules()])
+    if any(isinstance(s, FilterPrune) for s in recipe.stages):
+        try:
+            found = surgery.groups(model)
+        except ValueError as e:
+            raise EdgeError(f"{recipe.source}: filter_prune: {e}") from None
+        check_fc_ratios(recipe, sum(g.kind == "fc" for g in found))

@@ -40,7 +40,7 @@ class FilterPrune(Stage):
     kind: ClassVar[str] = "filter_prune"
     criterion: str
     conv_ratio: float
-    fc_ratio: float
+    fc_ratio: float | tuple[float, ...]  # a tuple: one per hidden FC layer, in order
     layers: tuple[str, ...] | None = None
     average_inputs: bool = False
 
@@ -115,6 +115,15 @@ def _fraction(v: Any) -> float:
     return x
 
 
+def _fractions(v: Any) -> float | tuple[float, ...]:
+    """One fraction, or a non-empty list of them (one per hidden FC layer, MOMP Table II's FC1 / FC2)."""
+    if isinstance(v, list):
+        if not v:
+            raise _Bad("[] is empty (give one ratio, or one per hidden FC layer)")
+        return tuple(_fraction(x) for x in v)
+    return _fraction(v)
+
+
 def _step(v: Any) -> float:
     x = _number(v)
     if not 0.0 < x <= 1.0:
@@ -163,7 +172,7 @@ _BITS = _integer(1, 16)
 _COMMON: dict[str, Callable[[Any], Any]] = {"finetune_epochs": _integer(0), "lr": _positive}
 _KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "filter_prune": {"criterion": _criterion, "ratio": _fraction, "conv_ratio": _fraction,
-                     "fc_ratio": _fraction, "layers": _globs, "average_inputs": _boolean},
+                     "fc_ratio": _fractions, "layers": _globs, "average_inputs": _boolean},
     "magnitude_prune": {"sparsity": _fraction, "conv_sparsity": _fraction, "fc_sparsity": _fraction,
                         "step": _step},
     "dsd": {"epochs": _integer(1)},
@@ -261,3 +270,12 @@ def check_layers(recipe: Recipe, module_names: Iterable[str]) -> None:
         for glob in getattr(stage, "layers", None) or ():
             if not any(fnmatchcase(n, glob) for n in names):
                 raise EdgeError(f"{recipe.source}: stage {i} ({stage.kind}): layers: {glob!r} matches no module")
+
+
+def check_fc_ratios(recipe: Recipe, hidden_fcs: int) -> None:
+    """A list ``fc_ratio`` needs one value per hidden FC layer of the model (the classifier is never pruned)."""
+    for i, stage in enumerate(recipe.stages, 1):
+        ratios = getattr(stage, "fc_ratio", None)
+        if isinstance(ratios, tuple) and len(ratios) != hidden_fcs:
+            raise EdgeError(f"{recipe.source}: stage {i} ({stage.kind}): fc_ratio: {len(ratios)} values, the model "
+                            f"has {hidden_fcs} hidden FC layers")

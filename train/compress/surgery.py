@@ -11,6 +11,7 @@ inner_widths=[...])``: a normal checkpoint, one width per group in ``groups`` or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
@@ -210,13 +211,20 @@ def apply(model: nn.Module, name: str, config: dict[str, Any], plans: list[Plan]
 
 
 def filter_prune(model: nn.Module, name: str, config: dict[str, Any], criterion: str, ratio: float,
-                 layers: tuple[str, ...] | None = None, average_inputs: bool = False, fc_ratio: float | None = None,
-                 ) -> tuple[nn.Module, dict, list[Plan]]:
-    """Score each selected group's filters with ``criterion``, prune ``ratio`` of them (``fc_ratio`` of a
-    hidden FC's neurons, default ``ratio``: MOMP's Table II prunes the two at different ratios), rebuild."""
+                 layers: tuple[str, ...] | None = None, average_inputs: bool = False,
+                 fc_ratio: float | Sequence[float] | None = None) -> tuple[nn.Module, dict, list[Plan]]:
+    """Score each selected group's filters with ``criterion``, prune ``ratio`` of them and ``fc_ratio`` of a
+    hidden FC's neurons (default ``ratio``; a sequence: one per hidden FC in order, as MOMP's Table II
+    prunes FC1 and FC2 at their own ratios), rebuild."""
     modules = dict(model.named_modules())
-    ratios = {"conv": ratio, "fc": ratio if fc_ratio is None else fc_ratio}
-    plans = [plan(g, CRITERIA[criterion](modules[g.producer].weight), ratios[g.kind], average_inputs)
-             for g in selected(groups(model), layers)]
+    all_groups = groups(model)
+    fcs = [g.producer for g in all_groups if g.kind == "fc"]
+    if fc_ratio is None or not isinstance(fc_ratio, Sequence):
+        fc_ratio = [ratio if fc_ratio is None else fc_ratio] * len(fcs)
+    if len(fc_ratio) != len(fcs):
+        raise ValueError(f"fc_ratio: {len(fc_ratio)} values, the model has {len(fcs)} hidden FC layers")
+    ratios = dict(zip(fcs, fc_ratio, strict=True))
+    plans = [plan(g, CRITERIA[criterion](modules[g.producer].weight), ratios.get(g.producer, ratio), average_inputs)
+             for g in selected(all_groups, layers)]
     small, new_config = apply(model, name, config, plans)
     return small, new_config, plans

@@ -14,6 +14,7 @@ from train.compress.recipe import (
     Recipe,
     SemiStructured,
     Store,
+    check_fc_ratios,
     check_layers,
     load_recipe,
     parse_recipe,
@@ -90,6 +91,16 @@ def test_one_of_conv_ratio_fc_ratio_leaves_the_other_layers_whole():
     assert r.stages[0] == MagnitudePrune(conv_sparsity=0.9, fc_sparsity=0.5, step=0.25)
 
 
+def test_fc_ratio_may_be_one_value_per_hidden_fc_layer():
+    r = parse_recipe(stage("filter_prune", 'criterion = "correlation"\nconv_ratio = 0.1\nfc_ratio = [0.3, 0.4]'), "r.toml")
+    assert r.stages[0].fc_ratio == (0.3, 0.4)
+    check_fc_ratios(r, 2)
+    with pytest.raises(EdgeError) as e:
+        check_fc_ratios(r, 0)
+    assert str(e.value) == "r.toml: stage 1 (filter_prune): fc_ratio: 2 values, the model has 0 hidden FC layers"
+    check_fc_ratios(parse_recipe(stage("filter_prune", 'criterion = "l1"\nratio = 0.2')), 0)  # one value: any model
+
+
 def test_layers_may_be_a_list_of_globs():
     r = parse_recipe(stage("semi_structured", 'layers = ["a.*", "b"]'))
     assert r.stages[0].layers == ("a.*", "b")
@@ -115,6 +126,9 @@ def test_exact_messages():
 @pytest.mark.parametrize(("text", "where"), [
     (stage("filter_prune", 'criterion = "l1"\nratio = -0.1'), "stage 1 (filter_prune): ratio: -0.1 is outside [0, 1)"),
     (stage("filter_prune", 'criterion = "l1"\nfc_ratio = 1'), "stage 1 (filter_prune): fc_ratio: 1 is outside [0, 1)"),
+    (stage("filter_prune", 'criterion = "l1"\nfc_ratio = [0.3, 1.0]'),
+     "stage 1 (filter_prune): fc_ratio: 1.0 is outside [0, 1)"),
+    (stage("filter_prune", 'criterion = "l1"\nfc_ratio = []'), "stage 1 (filter_prune): fc_ratio: [] is empty"),
     (stage("filter_prune", 'criterion = "l1"\nconv_ratio = nan'), "stage 1 (filter_prune): conv_ratio: nan is outside"),
     (stage("magnitude_prune", "sparsity = 1.5"), "stage 1 (magnitude_prune): sparsity: 1.5 is outside [0, 1)"),
     (stage("magnitude_prune", "conv_sparsity = 1.0"), "stage 1 (magnitude_prune): conv_sparsity: 1.0 is outside"),

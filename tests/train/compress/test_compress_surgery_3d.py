@@ -133,3 +133,14 @@ def test_caffenet_prunes_conv_and_bn_together_and_refuses_its_grouped_towers() -
     towers = build_model("momp_caffenet", **{**CONFIGS["momp_caffenet"], "groups": 2})
     with pytest.raises(ValueError, match="grouped conv.*groups=1"):
         surgery.groups(towers)
+
+
+def test_fc_ratio_per_hidden_layer_as_table_ii() -> None:
+    """MOMP Table II row 1: conv 10%, FC1 30%, FC2 40%."""
+    _, config, _ = surgery.filter_prune(_model("momp_caffenet"), "momp_caffenet", CONFIGS["momp_caffenet"],
+                                        "correlation", 0.1, fc_ratio=[0.3, 0.4])
+    fc = max(1, round(4096 * 16 / 96))  # 683 neurons at width 16
+    assert config["inner_widths"][5:] == [fc - int(0.3 * fc), fc - int(0.4 * fc)]
+    with pytest.raises(ValueError, match="3 values, the model has 2 hidden FC layers"):
+        surgery.filter_prune(_model("momp_caffenet"), "momp_caffenet", CONFIGS["momp_caffenet"], "l1", 0.1,
+                             fc_ratio=[0.3, 0.4, 0.5])
