@@ -9,10 +9,14 @@ import logging
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from edge.errors import EdgeError
+
+if TYPE_CHECKING:
+    from edge.bundle import Bundle
 
 
 class EdgeGroup(click.Group):
@@ -102,12 +106,60 @@ def bench(bundles: tuple[Path, ...], data: Path | None, rows: str, iters: int, d
 
 
 @main.command()
-@click.argument("bundle_dir", type=click.Path(path_type=Path))
-def info(bundle_dir: Path) -> None:
-    """Print a bundle's manifest after validating it (hashes included)."""
+@click.argument("bundle_dir", required=False, type=click.Path(path_type=Path))
+@click.option("--ckpt", type=click.Path(path_type=Path), default=None,
+              help="A checkpoint (.pt or .edgez) instead of a bundle; exported to a temporary ONNX file.")
+@click.option("--json/--summary", "as_json", default=None,
+              help="The manifest as JSON (the default for a bundle), or the summary: parameters, GMACs per "
+                   "clip, input spec and per-layer table (the default for --ckpt).")
+def info(bundle_dir: Path | None, ckpt: Path | None, as_json: bool | None) -> None:
+    """Describe a bundle or a checkpoint: its manifest, or what the model costs, counted on its ONNX graph."""
+    if (bundle_dir is None) == (ckpt is None):
+        raise EdgeError("edge info: give either a bundle directory or --ckpt CHECKPOINT (exactly one)")
+    if ckpt is not None:
+        _info_checkpoint(ckpt, as_json is True)
+        return
     from edge.bundle import Bundle
 
-    click.echo(json.dumps(Bundle.load(bundle_dir).manifest(), indent=2))
+    bundle = Bundle.load(bundle_dir)
+    if as_json is False:
+        click.echo(_summary(bundle, f"bundle {bundle_dir}", {r: bundle.path(r) for r in bundle.files}))
+    else:
+        click.echo(json.dumps(bundle.manifest(), indent=2))
+
+
+def _summary(bundle: Bundle, source: str, files: dict[str, Path]) -> str:
+    from edge.inspect import bundle_shapes, inspect_onnx, summary
+
+    manifest = bundle.manifest()
+    shapes = bundle_shapes(manifest)
+    infos = {p: inspect_onnx(bundle.path(p), shapes) for p in bundle.precisions
+             if bundle.path(p).suffix == ".onnx"}
+    if not infos:
+        raise EdgeError(f"{source}: no ONNX model to count (it has: {', '.join(bundle.files)})")
+    return summary(manifest, infos, source, files)
+
+
+def _info_checkpoint(ckpt: Path, as_json: bool) -> None:
+    """The checkpoint is exported by the export package (found by entry point: the runtime may not import
+    it) into a temporary directory, then described like a bundle."""
+    import tempfile
+
+    if not ckpt.is_file():
+        raise EdgeError(f"checkpoint {ckpt}: no such file")
+    eps = entry_points(group="edge.checkpoints", name="to_onnx")
+    if not eps:
+        raise EdgeError("--ckpt needs the export package's checkpoint exporter (pip install -e .)")
+    try:
+        to_onnx = next(iter(eps)).load()
+    except ImportError as e:  # torch absent on a runtime-only device image
+        raise EdgeError(f"--ckpt needs {e.name or e}, which is not installed here (pip install -e .)") from None
+    with tempfile.TemporaryDirectory(prefix="edge-info-") as tmp:
+        bundle = to_onnx(ckpt, Path(tmp))
+        if as_json:  # the files were temporary: the manifest without them
+            click.echo(json.dumps({k: v for k, v in bundle.manifest().items() if k != "files"}, indent=2))
+        else:
+            click.echo(_summary(bundle, f"checkpoint {ckpt} (exported to ONNX for counting)", {"checkpoint": ckpt}))
 
 
 _load_plugins()

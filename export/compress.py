@@ -18,7 +18,8 @@ from edge.backends.ort import OrtBackend
 from edge.bench import latency_ms
 from edge.bundle import sha256_file
 from edge.errors import EdgeError
-from export.onnx import export_onnx
+from edge.inspect import inspect_onnx
+from export.onnx import INPUT_NAME, export_onnx
 from export.qdq import export_qdq
 from train.compress.pipeline import Runner, load_data, prepare
 from train.compress.qat import deployed
@@ -30,9 +31,10 @@ COLUMNS = ("stage", "kind", "accuracy", "params", "params_nonzero", "gflops", "s
 
 
 def measure(example: np.ndarray):  # noqa: ANN201 - returns a train.compress.pipeline.Measure
-    """Size and batch-1 ORT CPU latency (one thread) of a stage: its fp32 ONNX (kept as ``model.onnx`` in
-    the stage directory), its Q/DQ ONNX once quantized (``model.int8.onnx``), or for ``store`` the
-    ``.edgez`` file: the smallest honest file of that stage."""
+    """GMACs per clip, size and batch-1 ORT CPU latency (one thread) of a stage, on its fp32 ONNX (kept as
+    ``model.onnx`` in the stage directory) or its Q/DQ ONNX once quantized (``model.int8.onnx``); the size
+    is the ``.edgez`` file's for ``store``: the smallest honest file of that stage. GMACs are counted on
+    that graph by edge.inspect (onnx-tool), the counter ``edge info`` uses."""
 
     def run(ckpt: Checkpoint, sdir: Path, stage: Stage | None) -> dict[str, float]:
         x = torch.from_numpy(example)
@@ -42,10 +44,11 @@ def measure(example: np.ndarray):  # noqa: ANN201 - returns a train.compress.pip
         else:
             onnx_path = export_onnx(ckpt.build(), x, sdir / "model.onnx")
             backend = OrtBackend(onnx_path, threads=1)
+        macs = inspect_onnx(onnx_path, {INPUT_NAME: example.shape}).macs
         lat = float(np.median(latency_ms(backend, example, LATENCY_RUNS)))
         size = (sdir / "store.json") if isinstance(stage, Store) else None
         nbytes = json.loads(size.read_text())["file_bytes"] if size else onnx_path.stat().st_size
-        return {"size_mb": round(nbytes / 2**20, 4), "latency_ms_p50": round(lat, 3)}
+        return {"gflops": round(macs / 1e9, 4), "size_mb": round(nbytes / 2**20, 4), "latency_ms_p50": round(lat, 3)}
 
     return run
 

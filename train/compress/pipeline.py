@@ -3,8 +3,9 @@
 Every stage writes ``DIR/stages/<i>-<kind>/checkpoint.pt`` (a normal checkpoint: ``edge eval``, ``edge
 export`` and ``edge run`` take it) and ``row.json`` (its report row) when it has finished, so ``--resume``
 skips finished stages. What a stage made true stays true in every later fine-tune: zeros once anything
-pruned (``Masks``), shared values once ``kmeans`` ran (``SharedWeights``). Sizes and latencies need the
-exporter, which this package may not import: ``measure`` is passed in by the command (export/compress.py).
+pruned (``Masks``), shared values once ``kmeans`` ran (``SharedWeights``). GMACs, sizes and latencies are
+measured on the stage's exported ONNX, and the exporter is a package this one may not import: ``measure``
+is passed in by the command (export/compress.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from edge.atomic import write_text
@@ -47,7 +47,7 @@ from train.engine import Checkpoint, Constraint, FitConfig, evaluate, fit
 
 CALIBRATION_BATCHES = 4  # training batches whose largest activations set the int8 scales
 FINETUNE_LR = 2e-4  # a tenth of `edge train`'s default: fine-tuning, and DSD's dense phase (Han et al.)
-Measure = Callable[[Checkpoint, Path, Stage | None], dict[str, float]]  # -> size_mb, latency_ms_p50
+Measure = Callable[[Checkpoint, Path, Stage | None], dict[str, float]]  # -> gflops, size_mb, latency_ms_p50
 
 
 @dataclass
@@ -65,25 +65,14 @@ def load_data(ckpt: Checkpoint, root: Path) -> Data:
     return Data(ClipDataset(items, n, ckpt.preprocess, train=True), ClipDataset(test_items, n, ckpt.preprocess, train=False))
 
 
-def macs(model: nn.Module, example: torch.Tensor) -> int:
-    """Multiply-adds of one forward of ``example`` (the TSM paper's "FLOPs"), counted by torch's own
-    ``FlopCounterMode`` on the ops the model really runs (convolutions and matrix products, 2 FLOPs per
-    multiply-add; the shift, pooling and additions count nothing)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model.eval()(example)
-    return counter.get_total_flops() // 2
-
-
 def row(kind: str, name: str, ckpt: Checkpoint, data: Data, measure: Measure, sdir: Path,
         stage: Stage | None) -> dict[str, Any]:
     model = qat.deployed(ckpt)
     acc = evaluate(model, DataLoader(data.test, batch_size=16), len(ckpt.labels))["accuracy"]
     weights = list(model.parameters())
-    example = torch.as_tensor(data.test[0][0])[None]
     return {"stage": name, "kind": kind, "accuracy": round(acc, 4),
             "params": sum(p.numel() for p in weights),
-            "params_nonzero": sum(int(torch.count_nonzero(p)) for p in weights),
-            "gflops": round(macs(model, example) / 1e9, 4), **measure(ckpt, sdir, stage)}
+            "params_nonzero": sum(int(torch.count_nonzero(p)) for p in weights), **measure(ckpt, sdir, stage)}
 
 
 class Runner:
