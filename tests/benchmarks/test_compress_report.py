@@ -20,3 +20,12 @@ def test_the_page_derives_its_ratios_from_the_measurements():
         assert f"| {name} | {v:.1f} | {v / base:.2f}x |" in md
     removed = 1 - r["structured"]["l1"][-1]["gflops"] / r["structured"]["l1"][0]["gflops"]
     assert f"| {removed:.0%} |" in md
+
+
+def test_the_low_data_split_keeps_the_first_videos_of_each_class(tmp_path):
+    from benchmarks.compress import keep_first_per_class
+
+    split = tmp_path / "trainlist01.txt"
+    split.write_text("a/a_1.mp4 1\na/a_2.mp4 1\na/a_3.mp4 1\nb/b_1.mp4 2\nb/b_2.mp4 2\n")
+    keep_first_per_class(split, 2)
+    assert split.read_text() == "a/a_1.mp4 1\na/a_2.mp4 1\nb/b_1.mp4 2\nb/b_2.mp4 2\n"
