@@ -31,9 +31,11 @@ def edge(*args: str) -> None:
     subprocess.run(cmd, check=True)
 
 
-def held_out_stream(data: Path, out: Path, per_class: int = 1) -> Path:
+def held_out_stream(data: Path, out: Path, per_class: int = 1, width: int = 480) -> Path:
     """One mp4 made of the first held-out test video of every class, back to back: a "camera" whose
-    action changes every few seconds, none of it seen in training."""
+    action changes every few seconds, none of it seen in training. Frames are enlarged to ``width`` pixels
+    wide (the synthetic clips are 96 px, too small to read the overlay's label on); the runtime resizes them
+    back down for the model anyway."""
     seen: dict[str, int] = {}
     frames = []
     for line in (data / "splits" / "testlist01.txt").read_text().splitlines():
@@ -45,7 +47,10 @@ def held_out_stream(data: Path, out: Path, per_class: int = 1) -> Path:
         cap = cv2.VideoCapture(str(data / rel))
         fps = cap.get(cv2.CAP_PROP_FPS) or 15
         while (got := cap.read())[0]:
-            frames.append(got[1])
+            f = got[1]
+            if f.shape[1] != width:
+                f = cv2.resize(f, (width, round(f.shape[0] * width / f.shape[1])), interpolation=cv2.INTER_LINEAR)
+            frames.append(f)
         cap.release()
     h, w = frames[0].shape[:2]
     with atomic_path(out) as tmp:
@@ -79,7 +84,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("runs/demo"))
     ap.add_argument("--classes", type=int, default=12)
-    ap.add_argument("--videos-per-class", type=int, default=24)
+    # 48 videos a class: 36 train + 12 test (144 test clips, one clip = 0.7 points). With 24 (18 train) the
+    # width-16 TSM saw too few videos to learn the order cue (0.6-0.7 test accuracy); with 36 it reaches ~0.98.
+    ap.add_argument("--videos-per-class", type=int, default=48)
     ap.add_argument("--epochs", type=int, default=16)
     args = ap.parse_args()
     out: Path = args.out
