@@ -92,19 +92,37 @@ def _conv_norm(seq: str, m: nn.Sequential) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
+def _first_conv(name: str, m: nn.Sequential) -> str:
+    """The weight reading the input of a conv + ReLU entry (``name.0``) or of a run of them (``name.0.0``)."""
+    return f"{name}.0.weight" if isinstance(m[0], nn.Conv2d | nn.Conv3d) else f"{name}.0.0.weight"
+
+
+def _run_internals(name: str, m: nn.Sequential) -> list[tuple[str, tuple, list[str]]]:
+    """A run of conv + ReLU entries (an asymmetric cascade, MicroNet-M1's two 3x3x3): each conv's outputs but
+    the last feed only the next conv. A single conv + ReLU entry has none."""
+    if isinstance(m[0], nn.Conv2d | nn.Conv3d):
+        return []
+    seqs = [f"{name}.{i}" for i in range(len(m))]
+    return [(f"{a}.0", _conv_norm(a, m[i]), [f"{b}.0.weight"])
+            for i, (a, b) in enumerate(zip(seqs[:-1], seqs[1:], strict=True))]
+
+
 def _chain_unit(name: str, m: nn.Module) -> tuple[list[str], list[tuple[str, tuple, list[str]]], tuple | None]:
     """One parameterised entry of a chain's ``features``: (the conv weights reading its input, its internal
     (conv, produced tensors, readers) triples, the tensors producing its output or None when that output is
     not prunable)."""
-    if isinstance(m, MicroNet):  # its output is a concatenation of four columns: left whole
+    if isinstance(m, MicroNet):  # the concatenated output stays whole; each column's 1x1x1 reduction and
+        internal = []  # the convs inside its column are pruned
+        for col in ("middle", "left"):
+            seq = getattr(m, col)
+            reduce = f"{name}.{col}.0"
+            internal.append((f"{reduce}.0", _conv_norm(reduce, seq[0]), [_first_conv(f"{name}.{col}.1", seq[1])]))
+            internal += _run_internals(f"{name}.{col}.1", seq[1])
         return [f"{name}.linear.0.weight", f"{name}.middle.0.0.weight", f"{name}.left.0.0.weight",
-                f"{name}.pool.1.0.weight"], [], None
+                f"{name}.pool.1.0.weight"], internal, None
     if isinstance(m[0], nn.Conv2d | nn.Conv3d):  # conv (+ BatchNorm) + ReLU
         return [f"{name}.0.weight"], [], _conv_norm(name, m)
-    seqs = [f"{name}.{i}" for i in range(len(m))]  # the asymmetric cascade: conv + ReLU, three times
-    internal = [(f"{a}.0", _conv_norm(a, m[i]), [f"{b}.0.weight"])
-                for i, (a, b) in enumerate(zip(seqs[:-1], seqs[1:], strict=True))]
-    return [f"{seqs[0]}.0.weight"], internal, _conv_norm(seqs[-1], m[-1])
+    return [_first_conv(name, m)], _run_internals(name, m), _conv_norm(f"{name}.{len(m) - 1}", m[-1])
 
 
 def _chain_groups(model: Clip3DNet | CaffeNet) -> list[Group]:

@@ -49,22 +49,31 @@ class MicroNet(nn.Module):
     - left column: 1x1x1 to cout/16, then two 3x3x3 to cout/8 (M2, M4: the 1x5x1, 1x1x5, 3x1x1 cascade);
     - pooling column: 3x3x3 max pool (stride 1), 1x1x1 to cout/8.
     At cout=256 these are Inception-3a's widths (64; 96->128; 16->32; 32) and the concatenation has cout
-    channels; with them b5-M1..M4 reproduce Table 3's parameter counts.
+    channels; with them b5-M1..M4 reproduce Table 3's parameter counts. ``width(default)`` gives the widths
+    inside the columns that structured pruning may narrow, in build order: the middle 1x1x1, the middle
+    cascade's first two convs (M3, M4), the left 1x1x1, then the left column's first 3x3x3 (M1, M3) or its
+    cascade's first two convs (M2, M4). The concatenated outputs keep their widths.
     """
 
     VARIANTS = {"m1": (False, False), "m2": (True, False), "m3": (False, True), "m4": (True, True)}
 
-    def __init__(self, cin: int, cout: int, variant: str = "m1") -> None:
+    def __init__(self, cin: int, cout: int, variant: str = "m1", width: Callable[[int], int] = int) -> None:
         super().__init__()
         left_asym, mid_asym = self.VARIANTS[variant]
         ratios = (1 / 4, 3 / 8, 1 / 2, 1 / 16, 1 / 8, 1 / 8)
         one, mid_in, mid, left_in, left, pool = (_w(cout * r) for r in ratios)
         self.linear = conv_relu(cin, one, (1, 1, 1))
+        mid_in = width(mid_in)
         self.middle = nn.Sequential(conv_relu(cin, mid_in, (1, 1, 1)),
-                                    asymmetric(mid_in, mid, 3) if mid_asym else conv_relu(mid_in, mid))
-        self.left = nn.Sequential(conv_relu(cin, left_in, (1, 1, 1)),
-                                  asymmetric(left_in, left, 5) if left_asym
-                                  else nn.Sequential(conv_relu(left_in, left), conv_relu(left, left)))
+                                    asymmetric(mid_in, mid, 3, (width(mid), width(mid))) if mid_asym
+                                    else conv_relu(mid_in, mid))
+        left_in = width(left_in)
+        if left_asym:
+            column: nn.Module = asymmetric(left_in, left, 5, (width(left), width(left)))
+        else:
+            first = width(left)
+            column = nn.Sequential(conv_relu(left_in, first), conv_relu(first, left))
+        self.left = nn.Sequential(conv_relu(cin, left_in, (1, 1, 1)), column)
         self.pool = nn.Sequential(nn.MaxPool3d(3, stride=1, padding=1), conv_relu(cin, pool, (1, 1, 1)))
         self.out_channels = one + mid + left + pool
 
@@ -76,7 +85,7 @@ def layer(kind: str, cin: int, cout: int, width: Callable[[int], int] = int) -> 
     """One entry of a network spec -> (module, its output channels). ``kind``: "conv" (3x3x3), "asym3"
     (cascade for one 3x3x3), "asym5" (cascade for a pair of 3x3x3), or a MicroNet variant "m1".."m4".
     ``width(default)`` gives each prunable conv's output width in build order (structured pruning's
-    ``inner_widths``; a MicroNet's concatenated output is not prunable)."""
+    ``inner_widths``; a MicroNet's concatenated output is not prunable, its columns' inner convs are)."""
     if kind == "conv":
         cout = width(cout)
         return conv_relu(cin, cout), cout
@@ -85,7 +94,7 @@ def layer(kind: str, cin: int, cout: int, width: Callable[[int], int] = int) -> 
         cout = width(cout)
         return asymmetric(cin, cout, int(kind[-1]), inner), cout
     if kind in MicroNet.VARIANTS:
-        net = MicroNet(cin, cout, kind)
+        net = MicroNet(cin, cout, kind, width)
         return net, net.out_channels
     raise ValueError(f"unknown 3D layer kind {kind!r}")
 

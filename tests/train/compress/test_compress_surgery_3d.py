@@ -14,7 +14,7 @@ from train.compress import surgery
 from train.compress.criteria import CRITERIA
 from train.models import build_model
 
-CHAINS = ["c3d_b5", "c3d_b8", "b5_asyconv345", "b8_asyconv5", "b5_m2", "asym3d"]
+CHAINS = ["c3d_b5", "c3d_b8", "b5_asyconv345", "b8_asyconv5", "b5_m1", "b5_m2", "b5_m4", "asym3d"]
 CONFIGS = {**{n: {"num_classes": 5, "num_segments": 8, "width": 8, "size": 32} for n in CHAINS},
            "momp_caffenet": {"num_classes": 5, "num_segments": 1, "width": 16, "size": 67, "norm": "bn", "groups": 1},
            "res3d18": {"num_classes": 5, "num_segments": 4, "width": 8},
@@ -88,7 +88,14 @@ def test_a_cascade_prunes_inside_and_a_micronet_output_stays_whole() -> None:
     cascade = [g.producer for g in surgery.groups(_model("b5_asyconv345")) if g.block == "features.8"]
     assert cascade == ["features.8.0.0", "features.8.1.0", "features.8.2.0"]
     m2 = surgery.groups(_model("b5_m2"))
-    assert not any(g.block == "features.8" for g in m2)  # conv5 is the MicroNet
+    # conv5 is the MicroNet: its column reductions and the convs inside its columns, never its four outputs
+    inner = {g.producer: [k for k, _ in g.consume] for g in m2 if g.block == "features.8"}
+    assert inner == {"features.8.middle.0.0": ["features.8.middle.1.0.weight"],
+                     "features.8.left.0.0": ["features.8.left.1.0.0.weight"],  # M2: the 1x5x1, 1x1x5, 3x1x1 cascade
+                     "features.8.left.1.0.0": ["features.8.left.1.1.0.weight"],
+                     "features.8.left.1.1.0": ["features.8.left.1.2.0.weight"]}
+    m1 = [g.producer for g in surgery.groups(_model("b5_m1")) if g.block == "features.8"]
+    assert m1 == ["features.8.middle.0.0", "features.8.left.0.0", "features.8.left.1.0.0"]  # two 3x3x3 on the left
     feeds = next(g for g in m2 if g.producer == "features.6.0")  # conv4 feeds all four MicroNet columns
     assert {k for k, _ in feeds.consume} == {"features.8.linear.0.weight", "features.8.middle.0.0.weight",
                                               "features.8.left.0.0.weight", "features.8.pool.1.0.weight"}
