@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from edge.atomic import write_text
+from edge.errors import EdgeError
 
 
 @click.group("data")
@@ -46,14 +47,32 @@ def synth(out: Path, classes: int, videos_per_class: int, seed: int, frames: int
 @click.option("--size", default=64, show_default=True, help="Input crop side.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
+@click.option("--model-opt", "model_opts", multiple=True, metavar="KEY=VALUE",
+              help="A model's own option, saved in its checkpoint config (repeatable), e.g. aggregation=attention "
+                   "num_clips=3 for tc3d_res3d18. VALUE is read as JSON when it parses (3, 0.5, true), else as text.")
 def train_cmd(model_name: str, data_root: Path, out: Path, epochs: int, batch_size: int, lr: float,
-              segments: int, width: float, size: int, seed: int, resume: bool) -> None:
+              segments: int, width: float, size: int, seed: int, resume: bool, model_opts: tuple[str, ...]) -> None:
     """Train a recognizer; validates every epoch and keeps best.pt / last.pt."""
     from train.run import train_run
 
     best = train_run(model_name, data_root, out, epochs=epochs, batch_size=batch_size, lr=lr,
-                     segments=segments, width=width, size=size, seed=seed, resume=resume)
+                     segments=segments, width=width, size=size, seed=seed, resume=resume,
+                     options=parse_model_opts(model_opts))
     click.echo(f"best val clip accuracy {best.train_state['best']:.3f} -> {out / 'best.pt'}")
+
+
+def parse_model_opts(items: tuple[str, ...]) -> dict[str, object]:
+    """``KEY=VALUE`` pairs -> a dict; a VALUE that parses as JSON is that value, anything else is text."""
+    options: dict[str, object] = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise EdgeError(f"--model-opt {item!r}: expected KEY=VALUE")
+        try:
+            options[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key.strip()] = raw
+    return options
 
 
 @click.command("eval")

@@ -16,12 +16,12 @@ from edge.preprocess import Preprocess
 from train.compress.qat import deployed
 from train.data import ClipDataset, dataset_from_dir
 from train.engine import Checkpoint, FitConfig, evaluate, fit
-from train.models import accepts, list_models
+from train.models import accepts, build_model, factory_options, list_models
 
 
 def train_run(model_name: str, data_root: Path, out: Path, *, epochs: int = 15, batch_size: int = 16,
               lr: float = 2e-3, segments: int = 8, width: float = 16.0, size: int = 64, seed: int = 0,
-              resume: bool = False, progress: bool = True) -> Checkpoint:
+              resume: bool = False, progress: bool = True, options: dict[str, Any] | None = None) -> Checkpoint:
     pre = Preprocess(size=size, resize=round(size * 1.125))
     train_items, labels = dataset_from_dir(data_root, "train")
     test_items, _ = dataset_from_dir(data_root, "test")
@@ -30,24 +30,42 @@ def train_run(model_name: str, data_root: Path, out: Path, *, epochs: int = 15, 
     window = train_ds.median_frames()  # the runtime window spans what a training video spans
     clip = ClipSpec(num_segments=segments, window_frames=max(window, segments),
                     stride_frames=max(1, window // 4))
-    config = model_config(model_name, len(labels), segments, width, size)
+    if model_name not in list_models():
+        raise EdgeError(f"--model: unknown model {model_name!r}; available: {', '.join(list_models())}")
+    config = model_config(model_name, len(labels), segments, width, size, options)
     start = Checkpoint(model_name, config, {}, labels,
                        {"preprocess": pre.to_dict(), "clip": clip.to_dict(), "shape": [segments, 3, size, size]},
                        {"data": str(Path(data_root).resolve())})
-    if model_name not in list_models():
-        raise EdgeError(f"--model: unknown model {model_name!r}; available: {', '.join(list_models())}")
+    try:
+        build_model(model_name, **config)  # a bad option value (an unknown aggregation, ...) fails here, not in fit
+    except (TypeError, ValueError) as e:
+        raise EdgeError(f"--model {model_name}: {str(e).partition(chr(10))[0]}") from None
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     best = fit(start, train_ds, val_ds, out, cfg, resume=resume, progress=progress)
     print(f"data: train {train_ds.summary()}; test {val_ds.summary()}", file=sys.stderr)
     return best
 
 
-def model_config(model_name: str, num_classes: int, segments: int, width: float, size: int) -> dict[str, Any]:
+# set by their own options (or by structured pruning), never by --model-opt
+_RESERVED = {"num_classes": "the data", "num_segments": "--segments", "width": "--width", "size": "--size",
+             "inner_widths": "edge compress"}
+
+
+def model_config(model_name: str, num_classes: int, segments: int, width: float, size: int,
+                 options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The checkpoint config ``build_model(model_name, **config)`` rebuilds from; models whose layers depend
-    on the input side (the 3D CNNs' FC input) also get ``size``."""
+    on the input side (the 3D CNNs' FC input) also get ``size``. ``options``: the model's own keywords
+    (``edge train --model-opt``, e.g. T-C3D's ``aggregation``), each checked against its factory."""
     config: dict[str, Any] = {"num_classes": num_classes, "num_segments": segments, "width": width}
     if model_name in list_models() and accepts(model_name, "size"):
         config["size"] = size
+    for key, value in (options or {}).items():
+        if key in _RESERVED:
+            raise EdgeError(f"--model-opt {key}: set by {_RESERVED[key]}, not by --model-opt")
+        if not accepts(model_name, key):
+            raise EdgeError(f"--model-opt {key}: {model_name} takes no option {key!r} (it takes: "
+                            f"{', '.join(sorted(set(factory_options(model_name)) - set(_RESERVED)))})")
+        config[key] = value
     return config
 
 

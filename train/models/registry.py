@@ -43,10 +43,15 @@ def build_model(name: str, **config: object) -> nn.Module:
     return _REGISTRY[name](**config)
 
 
+def factory_options(name: str) -> list[str]:
+    """The keywords model ``name``'s factory takes."""
+    return list(inspect.signature(_REGISTRY[name]).parameters)
+
+
 def accepts(name: str, key: str) -> bool:
     """Whether model ``name``'s factory takes keyword ``key`` (e.g. "size": only models whose layers depend
     on the input side need it in their checkpoint config)."""
-    return key in inspect.signature(_REGISTRY[name]).parameters
+    return key in factory_options(name)
 
 
 def _segment_model(backbone: str, kind: str, *, num_classes: int, num_segments: int = 8, width: float = 64,
