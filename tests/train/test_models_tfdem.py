@@ -1,6 +1,6 @@
 """ResNet-50 segment models and MSTSM + TFDEM (multiscale-tsm-tfdem-pruning.txt): parameter counts against
 Tables 1-2 (UCF-101, 101 classes), shapes at tiny geometry, checkpoint round trip, the bottleneck's structure
-and inner widths, TFDEM's frame differences, the Eq. 4 training loss through ``aux_loss``, ONNX parity."""
+and inner widths, TFDEM's frame differences, the Eq. 4 training loss through ``training_loss``, ONNX parity."""
 
 from __future__ import annotations
 
@@ -218,21 +218,19 @@ def _trained_step(name: str = "mstsm_tfdem_resnet18"):
     return m, y, out
 
 
-def test_aux_loss_completes_the_papers_total_loss():
+def test_training_loss_is_the_papers_total_loss():
     m, y, out = _trained_step()
-    main, tfdem, _ = m._stash
-    aux = m.aux_loss(y)
-    assert aux.shape == () and aux.item() > 0.1
-    total = F.cross_entropy(out, y) + aux
+    main, tfdem = m._stash
+    loss = m.training_loss(y)
     want = F.cross_entropy(main, y) + F.cross_entropy(tfdem, y)  # Eq. 4: L_main + L_TFDEM
-    assert total.item() == pytest.approx(want.item(), abs=1e-5)
-    assert want.item() > F.cross_entropy(out, y).item()
+    assert loss.shape == () and loss.item() == pytest.approx(want.item(), abs=1e-6)
+    assert loss.item() > F.cross_entropy(out, y).item()  # not the fused output's cross-entropy
 
 
-def test_aux_loss_gradient_reaches_tfdem_and_the_total_trains_each_path_on_its_own_scores():
-    m, y, out = _trained_step()
-    main, tfdem, _ = m._stash
-    total = F.cross_entropy(out, y) + m.aux_loss(y)
+def test_training_loss_trains_each_path_on_its_own_scores():
+    m, y, _ = _trained_step()
+    main, tfdem = m._stash
+    total = m.training_loss(y)
     params = dict(m.named_parameters())
     got = torch.autograd.grad(total, list(params.values()), retain_graph=True)
     tfdem_params = [p for k, p in params.items() if k.startswith("tfdem.")]
@@ -248,30 +246,23 @@ def test_aux_loss_gradient_reaches_tfdem_and_the_total_trains_each_path_on_its_o
         assert torch.allclose(a, torch.zeros_like(a) if b is None else b, atol=1e-6)
 
 
-def test_aux_loss_alone_has_gradient_on_the_tfdem_parameters():
-    m, y, _ = _trained_step()
-    m.aux_loss(y).backward()
-    assert m.tfdem.fc.weight.grad.abs().max() > 0
-    assert m.tfdem.encode[0][0].weight.grad.abs().max() > 0
-
-
-def test_aux_loss_without_a_training_forward_is_a_clear_error():
+def test_training_loss_without_a_training_forward_is_a_clear_error():
     m = tiny("mstsm_tfdem_resnet18")
     y = torch.tensor([0, 1])
     with pytest.raises(RuntimeError, match="needs a training-mode forward"):
-        m.aux_loss(y)
+        m.training_loss(y)
     with torch.no_grad():
         m.eval()(clip())
     with pytest.raises(RuntimeError, match="needs a training-mode forward"):
-        m.aux_loss(y)
+        m.training_loss(y)
     m.train()(clip())
-    m.eval()  # switching mode drops the stash
+    m.eval()  # switching mode drops what the forward kept
     with pytest.raises(RuntimeError, match="needs a training-mode forward"):
-        m.aux_loss(y)
+        m.training_loss(y)
     m.train()(clip())
-    assert m.aux_loss(y).item() > 0
+    assert m.training_loss(y).item() > 0
     with pytest.raises(RuntimeError, match="once per forward"):
-        m.aux_loss(y)
+        m.training_loss(y)
 
 
 # --- export ---------------------------------------------------------------------------------------------

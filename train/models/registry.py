@@ -81,7 +81,7 @@ for _bb in ("resnet18", "mobilenetv2", "resnet50"):
         register(f"{_kind}_{_bb}")(partial(_segment_model, _bb, _kind))
 
 # MSTSM + TFDEM (multiscale-tsm-tfdem-pruning.txt, Sec. 3.3): forward returns main + TFDEM logits; train with
-# cross_entropy(out, y) + model.aux_loss(y) (train/models/tfdem.py)
+# model.training_loss(y), each path on its own scores (train/models/tfdem.py)
 for _bb in ("resnet18", "resnet50"):
     register(f"mstsm_tfdem_{_bb}")(partial(_tfdem_model, _bb, "mstsm"))
 

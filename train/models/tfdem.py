@@ -18,15 +18,14 @@ accuracy differs (Table 4), so its scores are part of the prediction. ``forward(
 returns that fused ``(B, num_classes)`` - in train and eval mode, in ONNX export and in the runtime.
 
 The paper trains with L_total = L_main(p_main) + L_TFDEM(p_TFDEM) (Eq. 2-4): each path's cross-entropy on
-its own scores, not on the fused ones. A loop that computes ``cross_entropy(model(x), y)`` completes it with
+its own scores, not on the fused ones. So a training loop asks the model for its loss when it has one:
 
-    out = model(x)                                    # model.train(); stashes the two paths' logits
-    loss = F.cross_entropy(out, y) + model.aux_loss(y)
+    out = model(x)                                    # model.train(); keeps the two paths' logits
+    loss = model.training_loss(y) if hasattr(model, "training_loss") else F.cross_entropy(out, y)
 
-``aux_loss(y) = CE(main, y) + CE(tfdem, y) - CE(out, y)``, so ``loss`` is exactly Eq. 4 (its value and its
-gradients: the CE(out) terms cancel). It is positive: logsumexp(a + b) < logsumexp(a) + logsumexp(b). It
-consumes what the last training-mode forward stashed (one call per forward); without such a forward, or after
-``eval()``, it raises. Nothing is stashed in eval mode, so the export path carries no hidden state.
+``training_loss(y)`` is Eq. 4 on what the last training-mode forward kept (one call per forward); without
+such a forward, or after ``eval()``, it raises. Nothing is kept in eval mode, so the export path carries no
+hidden state.
 """
 
 from __future__ import annotations
@@ -74,31 +73,31 @@ class TFDEM(nn.Module):
 
 class TFDEMRecognizer(SegmentRecognizer):
     """A segment recognizer (the main path) plus TFDEM; ``forward`` returns main + TFDEM logits, see the
-    module docstring for ``aux_loss``."""
+    module docstring for ``training_loss``."""
 
     def __init__(self, backbone: nn.Module, num_classes: int, num_segments: int, dropout: float = 0.0,
                  tfdem_width: int = 16) -> None:
         super().__init__(backbone, num_classes, num_segments, dropout)
         self.tfdem = TFDEM(num_classes, num_segments, tfdem_width)
-        self._stash: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._stash: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         main = super().forward(x)
         tfdem = self.tfdem(x)
         out = main + tfdem
-        self._stash = (main, tfdem, out) if self.training else None
+        self._stash = (main, tfdem) if self.training else None
         return out
 
     def train(self, mode: bool = True) -> TFDEMRecognizer:
         self._stash = None  # a switch of mode drops what the last forward left (and its autograd graph)
         return super().train(mode)
 
-    def aux_loss(self, targets: torch.Tensor) -> torch.Tensor:
-        """CE(main) + CE(tfdem) - CE(output) for the last training-mode forward: added to the loop's
-        cross-entropy on the output it makes the paper's L_total (Eq. 4). One call per forward."""
+    def training_loss(self, targets: torch.Tensor) -> torch.Tensor:
+        """The paper's L_total (Eq. 4), CE(main) + CE(tfdem), for the last training-mode forward. One call
+        per forward."""
         if self._stash is None:
-            raise RuntimeError("aux_loss needs a training-mode forward first: model.train(); out = model(x); "
-                               "then model.aux_loss(y) (once per forward)")
-        main, tfdem, out = self._stash
+            raise RuntimeError("training_loss needs a training-mode forward first: model.train(); out = model(x); "
+                               "then model.training_loss(y) (once per forward)")
+        main, tfdem = self._stash
         self._stash = None
-        return F.cross_entropy(main, targets) + F.cross_entropy(tfdem, targets) - F.cross_entropy(out, targets)
+        return F.cross_entropy(main, targets) + F.cross_entropy(tfdem, targets)
