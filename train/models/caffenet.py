@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from train.models.resnet import check_inner_widths
+
 # (output channels at width 96, kernel, stride, padding, grouped?, then pool?, then LRN?)
 CONVS: tuple[tuple[int, int, int, int, bool, bool, bool], ...] = (
     (96, 11, 4, 0, False, True, True),
@@ -111,9 +113,7 @@ class CaffeNet(nn.Module):
 
 
 def _checked(inner_widths: Sequence[int], groups: int) -> list[int]:
-    widths = [int(w) for w in inner_widths]
-    if len(widths) != 7 or min(widths) < 1:
-        raise ValueError(f"inner_widths: expected 7 positive ints (conv1..conv5, fc6, fc7), got {list(inner_widths)}")
+    widths = check_inner_widths(inner_widths, 7, "conv1..conv5, fc6, fc7")
     if any(w % groups for w in widths[:5]):
         raise ValueError(f"inner_widths: conv widths must be multiples of groups={groups} (the two towers keep "
                          f"equal widths), got {widths[:5]}")
