@@ -42,7 +42,7 @@ def eval_clips(bundle: Bundle, data: Path) -> Iterator[tuple[np.ndarray, int]]:
     eps = entry_points(group="edge.datasets", name="eval_clips")
     if not eps:
         raise EdgeError("--data: accuracy needs the training package's dataset loaders (pip install -e .)")
-    return next(iter(eps)).load()(data, bundle.preprocess, bundle.clip.num_segments, bundle.labels)
+    return next(iter(eps)).load()(data, bundle.preprocess, bundle.clip, bundle.labels, bundle.motion)
 
 
 def accuracy(backend: Backend, clips: Iterable[tuple[np.ndarray, int]]) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 
 from edge.atomic import write_text
 from edge.errors import EdgeError
+from edge.motion import MotionSpec
 from edge.preprocess import Preprocess
 
 SCHEMA_VERSION = 1
@@ -31,37 +32,62 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+SAMPLINGS = ("segments", "clips")
+
+
 @dataclass(frozen=True)
 class ClipSpec:
     """How frames become one model input.
 
-    ``mode`` is ``clip`` (the model sees ``num_segments`` frames sampled evenly from the last
-    ``window_frames`` frames, one decision every ``stride_frames``) or ``online`` (one frame per call,
-    explicit shift-buffer state tensors carried between calls).
+    ``mode`` is ``clip`` (the model sees ``num_segments`` frames sampled from the last ``window_frames``
+    frames, one decision every ``stride_frames``) or ``online`` (one frame per call, explicit shift-buffer
+    state tensors carried between calls). ``sampling`` picks the frames of a clip: ``segments`` (TSN: one
+    frame per equal segment, for the 2D models) or ``clips`` (``num_clips`` runs of ``clip_len`` frames
+    ``clip_step`` apart, one per equal part: the 3D CNNs, and T-C3D's S clips concatenated in time).
     """
 
     num_segments: int = 8
     window_frames: int = 32
     stride_frames: int = 8
     mode: str = "clip"
+    sampling: str = "segments"
+    num_clips: int = 1
+    clip_step: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in ("clip", "online"):
             raise EdgeError(f"manifest: clip.mode must be 'clip' or 'online', got {self.mode!r}")
-        if min(self.num_segments, self.window_frames, self.stride_frames) < 1:
-            raise EdgeError("manifest: clip.num_segments, window_frames and stride_frames must be >= 1")
+        if self.sampling not in SAMPLINGS:
+            raise EdgeError(f"manifest: clip.sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
+        if min(self.num_segments, self.window_frames, self.stride_frames, self.num_clips, self.clip_step) < 1:
+            raise EdgeError("manifest: clip.num_segments, window_frames, stride_frames, num_clips and clip_step "
+                            "must be >= 1")
         if self.window_frames < self.num_segments:
             raise EdgeError(f"manifest: clip.window_frames ({self.window_frames}) < num_segments "
                             f"({self.num_segments})")
+        if self.sampling == "segments" and (self.num_clips, self.clip_step) != (1, 1):
+            raise EdgeError("manifest: clip.num_clips and clip_step need sampling 'clips'")
+        if self.num_segments % self.num_clips:
+            raise EdgeError(f"manifest: clip.num_segments ({self.num_segments}) is not a multiple of num_clips "
+                            f"({self.num_clips})")
+
+    @property
+    def clip_len(self) -> int:
+        """Frames per clip (``clips`` sampling); the model input holds ``num_clips`` of them."""
+        return self.num_segments // self.num_clips
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "num_segments": self.num_segments, "window_frames": self.window_frames,
-                "stride_frames": self.stride_frames}
+                "stride_frames": self.stride_frames, "sampling": self.sampling, "num_clips": self.num_clips,
+                "clip_step": self.clip_step}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClipSpec:
+        """Manifests and checkpoints written before ``sampling`` existed hold segment models: the defaults."""
         return cls(num_segments=int(d["num_segments"]), window_frames=int(d["window_frames"]),
-                   stride_frames=int(d["stride_frames"]), mode=str(d.get("mode", "clip")))
+                   stride_frames=int(d["stride_frames"]), mode=str(d.get("mode", "clip")),
+                   sampling=str(d.get("sampling", "segments")), num_clips=int(d.get("num_clips", 1)),
+                   clip_step=int(d.get("clip_step", 1)))
 
 
 @dataclass
@@ -77,6 +103,7 @@ class Bundle:
     files: dict[str, dict[str, str]]
     input: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    motion: MotionSpec | None = None  # the model takes this motion input, computed from the frames, not RGB
 
     @property
     def precisions(self) -> list[str]:
@@ -97,7 +124,7 @@ class Bundle:
                 "input": self.input or {"name": "clip", "shape": list(self.input_shape()), "dtype": "float32",
                                         "layout": "NTCHW"},
                 "preprocess": self.preprocess.to_dict(), "clip": self.clip.to_dict(), "files": self.files,
-                **self.extra}
+                **({"motion": self.motion.to_dict()} if self.motion else {}), **self.extra}
 
     def add_file(self, role: str, path: str | Path) -> None:
         """Register a file already written inside the bundle directory, hashing it."""
@@ -136,6 +163,7 @@ class Bundle:
             clip = ClipSpec.from_dict(m["clip"])
             files = {str(k): {"path": str(v["path"]), "sha256": str(v["sha256"])} for k, v in m["files"].items()}
             name = str(m["name"])
+            motion = MotionSpec.from_dict(m["motion"]) if "motion" in m else None
         except (KeyError, TypeError, ValueError) as e:
             raise EdgeError(f"bundle {mpath}: malformed manifest ({type(e).__name__}: {e})") from None
         if not labels:
@@ -147,6 +175,6 @@ class Bundle:
             if verify_hashes and sha256_file(p) != f["sha256"]:
                 raise EdgeError(f"bundle {root}: {p.name} does not match its sha256 in the manifest "
                                 "(corrupt or modified)")
-        known = {"schema_version", "name", "labels", "input", "preprocess", "clip", "files"}
-        return cls(root=root, name=name, labels=labels, preprocess=pre, clip=clip, files=files,
+        known = {"schema_version", "name", "labels", "input", "preprocess", "clip", "files", "motion"}
+        return cls(root=root, name=name, labels=labels, preprocess=pre, clip=clip, files=files, motion=motion,
                    input=dict(m.get("input", {})), extra={k: v for k, v in m.items() if k not in known})

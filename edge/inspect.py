@@ -256,6 +256,14 @@ def _table_notes(info: ModelInfo) -> list[str]:
     return notes
 
 
+def _sampled(clip: Mapping[str, Any]) -> str:
+    """What a clip holds: TSN segments' frames, or clips of frames a step apart (edge.bundle.ClipSpec)."""
+    if clip.get("sampling", "segments") != "clips":
+        return f"{clip['num_segments']} frames sampled"
+    k = clip["num_segments"] // clip["num_clips"]
+    return f"{clip['num_clips']} clip(s) of {k} frames up to {clip['clip_step']} apart"
+
+
 def summary(manifest: Mapping[str, Any], infos: Mapping[str, ModelInfo], source: str,
             files: Mapping[str, Path]) -> str:
     """The human ``edge info``: model, input spec, parameters and GMACs per clip of each precision's model,
@@ -269,8 +277,11 @@ def summary(manifest: Mapping[str, Any], infos: Mapping[str, ModelInfo], source:
         lines.append(f"preprocess   resize short side {pre['resize']}, center crop {pre['size']}x{pre['size']}, "
                      f"mean {tuple(pre['mean'])}, std {tuple(pre['std'])}")
     if clip:
-        lines.append(f"clip         {clip.get('mode', 'clip')} mode: {clip['num_segments']} frames sampled from the "
-                     f"last {clip['window_frames']}, a decision every {clip['stride_frames']}")
+        lines.append(f"clip         {clip.get('mode', 'clip')} mode: {_sampled(clip)} from the last "
+                     f"{clip['window_frames']}, a decision every {clip['stride_frames']}")
+    if manifest.get("motion"):
+        lines.append(f"motion       {manifest['motion']['kind']} images, computed from the frames (training cached "
+                     "them; the runtime computes them live)")
     if "labels" in manifest:
         lines.append(f"labels       {len(manifest['labels'])}")
     for precision, info in infos.items():

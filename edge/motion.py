@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import deque
 from dataclasses import asdict, dataclass, field
 
 import cv2
 import numpy as np
 
 from edge.errors import EdgeError
+from edge.preprocess import resize_short_side
 
 FLOW_METHODS = ("farneback", "tvl1")
 KINDS = ("flow", "rgbf", "stacked_flow", "momp")
@@ -37,13 +39,17 @@ KINDS = ("flow", "rgbf", "stacked_flow", "momp")
 RGBF_MIN_RANGE = 1e-3
 
 
+class TooFewFrames(ValueError):
+    """A video too short for a motion input (a MOMP window of N frames, a flow pair): a dataset skips it."""
+
+
 def _check_frames(frames: np.ndarray, what: str, min_frames: int) -> None:
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
         got = (f"{frames.dtype} array of shape {frames.shape}" if isinstance(frames, np.ndarray)
                else type(frames).__name__)
         raise ValueError(f"{what}: expected frames as a (T, H, W, 3) uint8 RGB array, got {got}")
     if frames.shape[0] < min_frames:
-        raise ValueError(f"{what}: needs at least {min_frames} frames, got {frames.shape[0]}")
+        raise TooFewFrames(f"{what}: needs at least {min_frames} frames, got {frames.shape[0]}")
 
 
 # ---------------------------------------------------------------------------------------------- optical flow
@@ -251,21 +257,27 @@ def _oriented_cells(frame: np.ndarray, p: MompParams, kernel: np.ndarray) -> np.
     return out
 
 
+def _triplet(before: np.ndarray, mid: np.ndarray, after: np.ndarray, p: MompParams) -> np.ndarray:
+    """Step (3) on one triplet's oriented cells (each (3, d, H, W)): (H, W, 3) float64, |SSD1 - SSD2|."""
+    ssd1 = np.zeros((3, *mid.shape[2:]))
+    ssd2 = np.zeros_like(ssd1)
+    for i in range(p.bins):  # explicit sums: the same float operations in every window and in the stream
+        d1 = before[:, i] - mid[:, i]
+        d2 = after[:, i] - mid[:, i]
+        ssd1 += d1 * d1
+        ssd2 += d2 * d2
+    return np.abs(ssd1 - ssd2).transpose(1, 2, 0)
+
+
+def _gaussian(p: MompParams) -> np.ndarray:
+    return cv2.getGaussianKernel(p.cell, p.sigma, cv2.CV_64F)  # g_j, sums to 1
+
+
 def _triplet_images(frames: np.ndarray, p: MompParams) -> np.ndarray:
     """Step (3) on every triplet (t-1, t, t+1): (T-2, H, W, 3) float64, I_t^K = |SSD1^K - SSD2^K|."""
-    kernel = cv2.getGaussianKernel(p.cell, p.sigma, cv2.CV_64F)  # g_j, sums to 1
+    kernel = _gaussian(p)
     v = [_oriented_cells(f, p, kernel) for f in frames]
-    out = np.empty((len(frames) - 2, *frames.shape[1:3], 3), np.float64)
-    for t in range(1, len(frames) - 1):
-        ssd1 = np.zeros((3, *frames.shape[1:3]))
-        ssd2 = np.zeros_like(ssd1)
-        for i in range(p.bins):  # explicit sums: the same float operations in every window
-            d1 = v[t - 1][:, i] - v[t][:, i]
-            d2 = v[t + 1][:, i] - v[t][:, i]
-            ssd1 += d1 * d1
-            ssd2 += d2 * d2
-        out[t - 1] = np.abs(ssd1 - ssd2).transpose(1, 2, 0)
-    return out
+    return np.stack([_triplet(v[t - 1], v[t], v[t + 1], p) for t in range(1, len(frames) - 1)])
 
 
 def _normalised(triplets: np.ndarray) -> np.ndarray:
@@ -360,6 +372,7 @@ class MotionSpec:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
     def compute(self, video: np.ndarray) -> np.ndarray:
+        """The whole video's motion input (what training caches); ``MotionStream`` gives the same online."""
         if self.kind == "flow":
             return optical_flow(video, self.flow)
         if self.kind == "rgbf":
@@ -369,5 +382,65 @@ class MotionSpec:
         return momp_images(video, self.momp)
 
 
-__all__ = ["FLOW_METHODS", "KINDS", "FlowParams", "MompParams", "MotionSpec", "confidence_map", "momp_image",
-           "momp_images", "optical_flow", "rgbf", "scale_flow", "stack_flows", "stacked_flow", "tvl1_available"]
+# ------------------------------------------------------------------------------------- the live stream
+
+STREAMED = ("rgbf", "momp")  # the motion inputs that replace a model's images (flow fields feed no deployed model)
+
+
+class MotionStream:
+    """A live stream's motion images, one frame at a time: ``push(frame)`` returns the images that frame
+    completes, so that pushing a video's frames gives exactly ``spec.compute(video)`` (``rgbf``: one image per
+    frame, the first two together once the second arrives, since frame 0's flow looks ahead to frame 1;
+    ``momp``: one per window of N frames, every ``stride`` frames). Frames are (H, W, 3) uint8 RGB at the
+    size training computed motion at (``edge.preprocess.resize_short_side`` to the preprocessing's
+    ``resize``). Each frame's flow or oriented cells are computed once."""
+
+    def __init__(self, spec: MotionSpec) -> None:
+        if spec.kind not in STREAMED:
+            raise EdgeError(f"motion: the runtime computes {' and '.join(STREAMED)} inputs, not {spec.kind!r}")
+        self.spec = spec
+        self.seen = 0
+        self._prev: np.ndarray | None = None
+        self._kernel = _gaussian(spec.momp)
+        self._cells: deque[np.ndarray] = deque(maxlen=3)
+        self._triplets: deque[np.ndarray] = deque(maxlen=spec.momp.n - 2)
+
+    def push(self, frame: np.ndarray) -> list[np.ndarray]:
+        self.seen += 1
+        return self._rgbf(frame) if self.spec.kind == "rgbf" else self._momp(frame)
+
+    def _rgbf(self, frame: np.ndarray) -> list[np.ndarray]:
+        prev, self._prev = self._prev, frame
+        if prev is None:
+            return []
+        if self.seen == 2:
+            return list(rgbf(np.stack([prev, frame]), self.spec.flow))
+        return [rgbf(frame[None], self.spec.flow, prev=prev)[0]]
+
+    def _momp(self, frame: np.ndarray) -> list[np.ndarray]:
+        p = self.spec.momp
+        self._cells.append(_oriented_cells(frame, p, self._kernel))
+        if len(self._cells) == 3:
+            self._triplets.append(_triplet(*self._cells, p))
+        if self.seen < p.n or (self.seen - p.n) % p.stride:
+            return []
+        return [_normalised(np.stack(self._triplets))]
+
+
+class FrameFeed:
+    """Camera frames -> the images a model's clip window takes: the frames themselves, or, for a model with a
+    motion input (a bundle's ``motion``), the motion images each frame completes, computed at the size
+    training computed them at (the shorter side resized to the preprocessing's ``resize``)."""
+
+    def __init__(self, motion: MotionSpec | None, resize: int) -> None:
+        self.stream = MotionStream(motion) if motion is not None else None
+        self.resize = resize
+
+    def __call__(self, rgb: np.ndarray) -> list[np.ndarray]:
+        if self.stream is None:
+            return [rgb]
+        return self.stream.push(resize_short_side(rgb, self.resize))
+
+
+__all__ = ["FLOW_METHODS", "KINDS", "STREAMED", "FlowParams", "FrameFeed", "TooFewFrames", "MompParams", "MotionSpec", "MotionStream",
+           "confidence_map", "momp_image", "momp_images", "optical_flow", "rgbf", "scale_flow", "stack_flows", "stacked_flow", "tvl1_available"]

@@ -20,6 +20,7 @@ from edge.backends import Backend
 from edge.bundle import Bundle
 from edge.errors import EdgeError
 from edge.gst import gst, launch
+from edge.motion import FrameFeed
 from edge.sinks import Decision, Sink, open_sink
 from edge.sources import Source, parse_source
 from edge.window import ScoreSmoother, SlidingWindow, softmax
@@ -148,6 +149,7 @@ def _loop(bundle: Bundle, backend: Backend, src: Source, sinks: list[Sink], summ
     failures = 0
     while True:
         window, smoother, current, up_since = SlidingWindow(bundle.clip), ScoreSmoother(smoothing), None, None
+        feed = FrameFeed(bundle.motion, bundle.preprocess.resize)  # a reconnect restarts the motion as the window
         try:
             for rgb, t, fps in frames(src, reconnect=summary.frames > 0):
                 now = time.monotonic()
@@ -157,7 +159,7 @@ def _loop(bundle: Bundle, backend: Backend, src: Source, sinks: list[Sink], summ
                         log.info("%s: reconnected", src.uri)
                 elif now - up_since >= stable_s:
                     failures = 0
-                decision = _step(bundle, backend, window, smoother, rgb, t, summary)
+                decision = _step(bundle, backend, feed, window, smoother, rgb, t, summary)
                 if decision is not None:
                     current = decision
                     for s in sinks:
@@ -179,11 +181,12 @@ def _loop(bundle: Bundle, backend: Backend, src: Source, sinks: list[Sink], summ
             time.sleep(delay)
 
 
-def _step(bundle: Bundle, backend: Backend, window: SlidingWindow, smoother: ScoreSmoother, rgb: np.ndarray,
-          t: float, summary: RunSummary) -> Decision | None:
-    clip = window.push(bundle.preprocess.frame(rgb))
-    if clip is None:
+def _step(bundle: Bundle, backend: Backend, feed: FrameFeed, window: SlidingWindow, smoother: ScoreSmoother,
+          rgb: np.ndarray, t: float, summary: RunSummary) -> Decision | None:
+    clips = [c for image in feed(rgb) if (c := window.push(bundle.preprocess.frame(image))) is not None]
+    if not clips:
         return None
+    clip = clips[-1]
     t_inf = time.perf_counter()
     logits = backend.infer(clip)[0]
     ms = (time.perf_counter() - t_inf) * 1e3

@@ -1,8 +1,8 @@
-"""Sliding clip window for streams, and score smoothing.
+"""Sliding clip window for streams, test-time frame sampling, and score smoothing.
 
 The window keeps the last ``window_frames`` preprocessed frames and, every ``stride_frames`` frames once
-full, hands the model ``num_segments`` of them picked by ``uniform_indices``: the same rule training uses
-at test time (TSN segment centres), so a stream is sampled the way the test split was.
+full, hands the model ``num_segments`` of them picked by ``eval_indices``: the rule training uses at test
+time (TSN segment centres, or T-C3D's centred clips), so a stream is sampled the way the test split was.
 """
 
 from __future__ import annotations
@@ -20,13 +20,42 @@ def uniform_indices(num_frames: int, num_segments: int) -> np.ndarray:
     return np.minimum((seg / 2 + seg * np.arange(num_segments)).astype(np.int64), num_frames - 1)
 
 
+def fit_clip_step(part: float, clip_len: int, step: int) -> int:
+    """The frame step of a clip, shrunk (down to 1) until ``clip_len`` frames that far apart fit in a part of
+    ``part`` frames: a UCF101 video's thirds (~60 frames) hold T-C3D's 8 frames at offset 2, the thirds of
+    a 32-frame synthetic video do not, and a clip running past its part would repeat the video's last frame."""
+    return max(1, min(step, int(part // clip_len)))
+
+
+def clip_indices(num_frames: int, num_clips: int, clip_len: int, step: int = 1,
+                 offsets: np.ndarray | None = None) -> np.ndarray:
+    """(num_clips, clip_len) frame indices: T-C3D's second sampling scheme (Sec. III-C). The video is cut into
+    ``num_clips`` equal parts of M frames; frame i of a part's clip is ``start + i * o`` with ``start`` in
+    ``[0, M - k * o]`` of the part (k = ``clip_len``, o = ``step`` after ``fit_clip_step``). ``offsets``:
+    each clip's start as a fraction of that room (training draws them in [0, 1)); None centres every clip
+    (test time and the runtime). A video shorter than its clips repeats its last frame."""
+    part = num_frames / num_clips
+    o = fit_clip_step(part, clip_len, step)
+    room = max(part - clip_len * o, 0.0)
+    u = np.full(num_clips, 0.5) if offsets is None else np.asarray(offsets, dtype=np.float64)
+    starts = (np.arange(num_clips) * part + u * room).astype(np.int64)
+    return np.minimum(starts[:, None] + o * np.arange(clip_len), num_frames - 1)
+
+
+def eval_indices(spec: ClipSpec, num_frames: int) -> np.ndarray:
+    """The ``spec.num_segments`` frames (in input order) a model sees of ``num_frames`` at test time."""
+    if spec.sampling == "clips":
+        return clip_indices(num_frames, spec.num_clips, spec.clip_len, spec.clip_step).reshape(-1)
+    return uniform_indices(num_frames, spec.num_segments)
+
+
 class SlidingWindow:
     def __init__(self, spec: ClipSpec) -> None:
         self.spec = spec
         self.frames: deque[np.ndarray] = deque(maxlen=spec.window_frames)
         # frames since the last decision, started so that the first decision comes once the window is full
         self._since = spec.stride_frames - spec.window_frames
-        self._pick = uniform_indices(spec.window_frames, spec.num_segments)
+        self._pick = eval_indices(spec, spec.window_frames)
 
     def push(self, frame: np.ndarray) -> np.ndarray | None:
         """Add one preprocessed (3, S, S) frame; return a (1, T, 3, S, S) clip when a decision is due."""

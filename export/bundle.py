@@ -47,12 +47,12 @@ def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bo
     if int8 and calib is None:
         calib = data
     model = ckpt.build()
-    test = list(eval_clips(data, ckpt.preprocess, ckpt.clip.num_segments, ckpt.labels))
+    test = list(eval_clips(data, ckpt.preprocess, ckpt.clip, ckpt.labels, ckpt.motion))
     if not test:
         raise EdgeError(f"--data {data}: its test split has no readable videos")
     with atomic_dir(out) as tmp:
         bundle = Bundle(root=tmp, name=name or ckpt.model, labels=ckpt.labels, preprocess=ckpt.preprocess,
-                        clip=ckpt.clip, files={})
+                        clip=ckpt.clip, files={}, motion=ckpt.motion)
         console.print(f"[bold]export[/] {ckpt.model}: ONNX opset {OPSET}")
         export_onnx(model, torch.from_numpy(test[0][0][None]), tmp / "model.onnx")
         bundle.add_file("fp32", "model.onnx")
@@ -68,7 +68,7 @@ def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bo
             console.print("INT8: the checkpoint's quantization-aware training scales (Q/DQ)")
             export_qdq(deployed(ckpt), torch.from_numpy(test[0][0][None]), tmp / "model.int8.onnx")
         elif int8:
-            clips = calibration_clips(calib, ckpt.preprocess, ckpt.clip.num_segments, ckpt.labels,
+            clips = calibration_clips(calib, ckpt.preprocess, ckpt.clip, ckpt.labels, motion=ckpt.motion,
                                       limit=calib_clips)
             console.print(f"INT8: calibrating on {len(clips)} clips from {calib}")
             quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx", clips)

@@ -2,20 +2,12 @@
 synth -> train -> resume -> eval -> export (fp32 + INT8) -> run (mp4 + jsonl) -> bench -> bad inputs."""
 
 import json
-import subprocess
-import sys
 
 import cv2
 import pytest
+from e2e_helpers import edge, offline_probabilities
 
 pytestmark = pytest.mark.slow
-
-
-def edge(*args, check=True):
-    r = subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)], capture_output=True, text=True)
-    if check and r.returncode != 0:
-        raise AssertionError(f"edge {' '.join(map(str, args))} failed ({r.returncode}):\n{r.stderr[-3000:]}")
-    return r
 
 
 @pytest.fixture(scope="module")
@@ -127,21 +119,6 @@ def test_run_on_a_held_out_video_writes_playable_mp4_and_events(bundle, data, wo
     tol = 0.02 if precision == "fp32" else 0.15
     assert {lab: p for lab, p in lines[0]["top5"]} == pytest.approx(offline, abs=tol)
     assert lines[0]["label"] == max(lines[0]["top5"], key=lambda kv: kv[1])[0]
-
-
-def offline_probabilities(bundle, video) -> dict[str, float]:
-    """The checkpoint in the bundle, in torch, on the video's test clip as `edge eval` samples it."""
-    import torch
-
-    from train.data import ClipDataset
-    from train.data.datasets import VideoItem
-    from train.engine import Checkpoint
-
-    ckpt = Checkpoint.load(bundle / "checkpoint.pt")
-    clip, _ = ClipDataset([VideoItem(video, 0)], ckpt.clip.num_segments, ckpt.preprocess, train=False)[0]
-    with torch.no_grad():
-        probs = torch.softmax(ckpt.build()(clip[None]), dim=1)[0].tolist()
-    return dict(zip(ckpt.labels, probs, strict=True))
 
 
 def test_bench_measures_every_row(bundle, data, workdir, evaluation):

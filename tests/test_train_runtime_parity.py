@@ -36,16 +36,22 @@ def coloured_video(path, w: int, h: int) -> None:
     vw.release()
 
 
-def runtime_clip(path, pre: Preprocess) -> np.ndarray:
-    window = SlidingWindow(ClipSpec(num_segments=SEGMENTS, window_frames=FRAMES, stride_frames=FRAMES))
+SEGMENT_SPEC = ClipSpec(num_segments=SEGMENTS, window_frames=FRAMES, stride_frames=FRAMES)
+# T-C3D-style: 2 clips of 2 frames 2 apart, frames 2, 4 | 10, 12 of 16 (not the segment centres 2, 6, 10, 14)
+CLIPS_SPEC = ClipSpec(num_segments=SEGMENTS, window_frames=FRAMES, stride_frames=FRAMES, sampling="clips",
+                      num_clips=2, clip_step=2)
+
+
+def runtime_clip(path, pre: Preprocess, spec: ClipSpec = SEGMENT_SPEC) -> np.ndarray:
+    window = SlidingWindow(spec)
     clips = [c for rgb, _, _ in frames(parse_source(f"file://{path}")) if (c := window.push(pre.frame(rgb)))
              is not None]
     assert len(clips) == 1, "a 16-frame video fills one 16-frame window"
     return clips[0][0]
 
 
-def training_clip(path, pre: Preprocess) -> np.ndarray:
-    return ClipDataset([VideoItem(path, 0)], SEGMENTS, pre, train=False)[0][0].numpy()
+def training_clip(path, pre: Preprocess, spec: ClipSpec = SEGMENT_SPEC) -> np.ndarray:
+    return ClipDataset([VideoItem(path, 0)], spec, pre, train=False)[0][0].numpy()
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +80,12 @@ def test_runtime_clip_equals_training_clip(tmp_path, w, h, pre):
         assert clip[0, 2, :, half + 2:].mean() > clip[0, 0, :, half + 2:].mean() + 1.0
 
 
-def test_synthetic_set_videos_decode_the_same_for_training_and_runtime(synth_video):
+@pytest.mark.parametrize("spec", [SEGMENT_SPEC, CLIPS_SPEC], ids=["segments", "clips"])
+def test_synthetic_set_videos_decode_the_same_for_training_and_runtime(synth_video, spec):
     pre = Preprocess(size=32, resize=36)
-    diff = np.abs(training_clip(synth_video, pre) - runtime_clip(synth_video, pre))
+    train, live = training_clip(synth_video, pre, spec), runtime_clip(synth_video, pre, spec)
+    diff = np.abs(train - live)
     assert diff.max() < MAX_ABS and diff.mean() < MEAN_ABS, (diff.max(), diff.mean())
+    # and they are the frames the spec names: the moving object sits elsewhere in a segment-sampled clip
+    other = training_clip(synth_video, pre, CLIPS_SPEC if spec is SEGMENT_SPEC else SEGMENT_SPEC)
+    assert np.abs(train[1] - other[1]).max() > 10 * MAX_ABS

@@ -50,14 +50,22 @@ def synth(out: Path, classes: int, videos_per_class: int, seed: int, frames: int
 @click.option("--model-opt", "model_opts", multiple=True, metavar="KEY=VALUE",
               help="A model's own option, saved in its checkpoint config (repeatable), e.g. aggregation=attention "
                    "num_clips=3 for tc3d_res3d18. VALUE is read as JSON when it parses (3, 0.5, true), else as text.")
+@click.option("--clip-step", type=click.IntRange(min=1), default=None,
+              help="Frames between a clip's frames, for models fed clips (3D CNNs): default the paper's (C3D 1, "
+                   "T-C3D 2); shrinks to fit parts of a video too short for it.")
+@click.option("--motion", type=click.Choice(["auto", "none", "rgbf", "momp"]), default="auto", show_default=True,
+              help="Input images: RGB (none) or a motion input computed from the frames (RGBF, MOMP images), "
+                   "cached next to the data; the runtime computes the same. auto: the model's paper's (momp for "
+                   "momp_caffenet, RGB otherwise).")
 def train_cmd(model_name: str, data_root: Path, out: Path, epochs: int, batch_size: int, lr: float,
-              segments: int, width: float, size: int, seed: int, resume: bool, model_opts: tuple[str, ...]) -> None:
+              segments: int, width: float, size: int, seed: int, resume: bool, model_opts: tuple[str, ...],
+              clip_step: int | None, motion: str) -> None:
     """Train a recognizer; validates every epoch and keeps best.pt / last.pt."""
     from train.run import train_run
 
     best = train_run(model_name, data_root, out, epochs=epochs, batch_size=batch_size, lr=lr,
                      segments=segments, width=width, size=size, seed=seed, resume=resume,
-                     options=parse_model_opts(model_opts))
+                     options=parse_model_opts(model_opts), clip_step=clip_step, motion=motion)
     click.echo(f"best val clip accuracy {best.train_state['best']:.3f} -> {out / 'best.pt'}")
 
 
@@ -85,6 +93,8 @@ def eval_cmd(ckpt: Path, data_root: Path, json_out: Path | None) -> None:
 
     result = evaluate_checkpoint(ckpt, data_root)
     click.echo(f"test clip accuracy {result['accuracy']:.3f} on {result['clips']} clips")
+    if "all_clips_accuracy" in result:
+        click.echo(f"all clips per video {result['all_clips_accuracy']:.3f}")
     if json_out:
         write_text(json_out, json.dumps(result, indent=2) + "\n")
 

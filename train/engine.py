@@ -23,6 +23,7 @@ from tqdm import tqdm
 from edge.atomic import atomic_path, write_text
 from edge.bundle import ClipSpec
 from edge.errors import EdgeError
+from edge.motion import MotionSpec
 from edge.preprocess import Preprocess
 from train.models import build_model
 
@@ -49,6 +50,11 @@ class Checkpoint:
     @property
     def clip(self) -> ClipSpec:
         return ClipSpec.from_dict(self.input["clip"])
+
+    @property
+    def motion(self) -> MotionSpec | None:
+        """The motion input the model was trained on (None: RGB frames)."""
+        return MotionSpec.from_dict(self.input["motion"]) if self.input.get("motion") else None
 
     def build(self) -> nn.Module:
         """Rebuild the model exactly as trained, in eval mode."""
@@ -91,6 +97,26 @@ def evaluate(model: nn.Module, loader: Iterable, num_classes: int, progress: boo
     total = int(confusion.sum())
     return {"accuracy": float(np.trace(confusion) / max(total, 1)), "clips": total,
             "confusion": confusion.tolist()}
+
+
+@torch.no_grad()
+def all_clips_accuracy(model: nn.Module, dataset: Any, progress: bool = False) -> float:
+    """T-C3D's "all clips per video" test (Table IV): every clip of each video (``dataset.all_clips``) through
+    the model's shared per-clip network (``score_clips``), the clips' scores averaged. Against the S-clip
+    accuracy ``evaluate`` gives, it shows what sparse sampling with temporal encoding leaves out."""
+    model.eval()
+    hits = 0
+    for i in tqdm(range(len(dataset)), desc="all clips", leave=False, disable=not progress):
+        scores = model.score_clips(dataset.all_clips(i)).mean(0)
+        hits += int(scores.argmax().item() == dataset.items[i].label)
+    return hits / max(len(dataset), 1)
+
+
+def training_loss(model: nn.Module, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on the model's output, unless the model defines its own loss (TFDEM's Eq. 4 adds its
+    branch's cross-entropy: ``training_loss(y)`` on what the forward kept)."""
+    own = getattr(model, "training_loss", None)
+    return own(y) if own is not None else nn.functional.cross_entropy(out, y)
 
 
 @dataclass
@@ -152,7 +178,6 @@ def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitC
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
                                                 steps_per_epoch=len(train_loader), pct_start=0.2,
                                                 last_epoch=steps_done - 1)
-    loss_fn = nn.CrossEntropyLoss()
     for epoch in range(start, cfg.epochs):
         # Every random draw of an epoch (shuffle, frame offsets, jitter, dropout) is a function of (seed,
         # epoch) alone, so a run resumed after epoch k repeats exactly what the uninterrupted run did.
@@ -164,7 +189,7 @@ def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitC
         bar = tqdm(train_loader, desc=name, leave=False, disable=not progress)
         total, n = 0.0, 0
         for x, y in bar:
-            loss = loss_fn(model(x), y)
+            loss = training_loss(model, model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,38 +13,54 @@ from torch.utils.data import DataLoader
 
 from edge.bundle import ClipSpec
 from edge.errors import EdgeError
+from edge.motion import STREAMED, MotionSpec
 from edge.preprocess import Preprocess
 from train.compress.qat import deployed
 from train.data import ClipDataset, dataset_from_dir
-from train.engine import Checkpoint, FitConfig, evaluate, fit
-from train.models import accepts, build_model, factory_options, list_models
+from train.engine import Checkpoint, FitConfig, all_clips_accuracy, evaluate, fit
+from train.models import accepts, build_model, clip_sampling, default_motion, factory_options, list_models
 
 
 def train_run(model_name: str, data_root: Path, out: Path, *, epochs: int = 15, batch_size: int = 16,
               lr: float = 2e-3, segments: int = 8, width: float = 16.0, size: int = 64, seed: int = 0,
-              resume: bool = False, progress: bool = True, options: dict[str, Any] | None = None) -> Checkpoint:
+              resume: bool = False, progress: bool = True, options: dict[str, Any] | None = None,
+              clip_step: int | None = None, motion: str = "auto") -> Checkpoint:
+    """``clip_step`` overrides a clip-fed model's frame step (its paper's by default); ``motion``: ``auto`` (the
+    model's paper's input: MOMP images for momp_caffenet, RGB otherwise), ``none`` (RGB) or a motion kind."""
     pre = Preprocess(size=size, resize=round(size * 1.125))
     train_items, labels = dataset_from_dir(data_root, "train")
     test_items, _ = dataset_from_dir(data_root, "test")
-    train_ds = ClipDataset(train_items, segments, pre, train=True)
-    val_ds = ClipDataset(test_items, segments, pre, train=False)
-    window = train_ds.median_frames()  # the runtime window spans what a training video spans
-    clip = ClipSpec(num_segments=segments, window_frames=max(window, segments),
-                    stride_frames=max(1, window // 4))
     if model_name not in list_models():
         raise EdgeError(f"--model: unknown model {model_name!r}; available: {', '.join(list_models())}")
     config = model_config(model_name, len(labels), segments, width, size, options)
-    start = Checkpoint(model_name, config, {}, labels,
-                       {"preprocess": pre.to_dict(), "clip": clip.to_dict(), "shape": [segments, 3, size, size]},
-                       {"data": str(Path(data_root).resolve())})
     try:
         build_model(model_name, **config)  # a bad option value (an unknown aggregation, ...) fails here, not in fit
     except (TypeError, ValueError) as e:
         raise EdgeError(f"--model {model_name}: {str(e).partition(chr(10))[0]}") from None
+    sampling = ClipSpec(num_segments=segments, window_frames=segments, stride_frames=1,
+                        **clip_sampling(model_name, config, clip_step))
+    spec = input_motion(model_name, motion)
+    train_ds = ClipDataset(train_items, sampling, pre, train=True, motion=spec, root=data_root)
+    val_ds = ClipDataset(test_items, sampling, pre, train=False, motion=spec, root=data_root)
+    window = train_ds.median_frames()  # the runtime window spans what a training video spans
+    clip = replace(sampling, window_frames=max(window, segments), stride_frames=max(1, window // 4))
+    start = Checkpoint(model_name, config, {}, labels,
+                       {"preprocess": pre.to_dict(), "clip": clip.to_dict(), "shape": [segments, 3, size, size],
+                        **({"motion": spec.to_dict()} if spec else {})},
+                       {"data": str(Path(data_root).resolve())})
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     best = fit(start, train_ds, val_ds, out, cfg, resume=resume, progress=progress)
     print(f"data: train {train_ds.summary()}; test {val_ds.summary()}", file=sys.stderr)
     return best
+
+
+def input_motion(model_name: str, motion: str) -> MotionSpec | None:
+    """The motion input ``--motion`` asks for (``auto``: the model's paper's; ``none``: RGB frames)."""
+    kind = default_motion(model_name) if motion == "auto" else None if motion == "none" else motion
+    if kind is not None and kind not in STREAMED:
+        raise EdgeError(f"--motion {kind}: a model input must be one of none, {', '.join(STREAMED)} (flow fields "
+                        "have two channels)")
+    return MotionSpec(kind) if kind else None
 
 
 # set by their own options (or by structured pruning), never by --model-opt
@@ -74,13 +91,16 @@ def load_test_dataset(ckpt: Checkpoint, data_root: Path) -> ClipDataset:
     if labels != ckpt.labels:
         raise EdgeError(f"--data {data_root}: its classes {labels[:3]}... differ from the model's "
                         f"{ckpt.labels[:3]}...")
-    return ClipDataset(items, ckpt.clip.num_segments, ckpt.preprocess, train=False)
+    return ClipDataset(items, ckpt.clip, ckpt.preprocess, train=False, motion=ckpt.motion, root=data_root)
 
 
 def evaluate_checkpoint(path: Path, data_root: Path) -> dict[str, Any]:
     ckpt = Checkpoint.load(path)
     ds = load_test_dataset(ckpt, data_root)
-    result = evaluate(deployed(ckpt), DataLoader(ds, batch_size=16), len(ckpt.labels), progress=True)
+    model = deployed(ckpt)
+    result = evaluate(model, DataLoader(ds, batch_size=16), len(ckpt.labels), progress=True)
+    if ckpt.clip.num_clips > 1:  # T-C3D: its S clips (above) and every clip of the video, as Table IV
+        result["all_clips_accuracy"] = all_clips_accuracy(model, ds, progress=True)
     print(f"data: test {ds.summary()}", file=sys.stderr)
     result["labels"] = ckpt.labels
     result["per_class"] = per_class_accuracy(np.asarray(result["confusion"]), ckpt.labels)
@@ -112,26 +132,26 @@ def per_class_accuracy(confusion: np.ndarray, labels: list[str]) -> dict[str, fl
     return {lab: float(confusion[i, i] / rows[i]) if rows[i] else float("nan") for i, lab in enumerate(labels)}
 
 
-def eval_clips(data_root: str | Path, preprocess: Preprocess, num_segments: int,
-               labels: list[str]) -> Iterator[tuple[np.ndarray, int]]:
+def eval_clips(data_root: str | Path, preprocess: Preprocess, clip: ClipSpec, labels: list[str],
+               motion: MotionSpec | None = None) -> Iterator[tuple[np.ndarray, int]]:
     """Test-split clips as numpy (T, C, H, W) float32 with their label: what ``edge bench`` and INT8
     calibration consume (the runtime finds this through the ``edge.datasets`` entry point)."""
     items, found = dataset_from_dir(Path(data_root), "test")
     if found != labels:
         raise EdgeError(f"--data {data_root}: its classes differ from the model's labels")
-    ds = ClipDataset(items, num_segments, preprocess, train=False)
+    ds = ClipDataset(items, clip, preprocess, train=False, motion=motion, root=Path(data_root))
     for i in range(len(ds)):
         x, y = ds[i]
         yield x.numpy(), int(y)
 
 
-def calibration_clips(data_root: str | Path, preprocess: Preprocess, num_segments: int, labels: list[str],
-                      limit: int = 64, seed: int = 0) -> list[np.ndarray]:
+def calibration_clips(data_root: str | Path, preprocess: Preprocess, clip: ClipSpec, labels: list[str],
+                      limit: int = 64, seed: int = 0, motion: MotionSpec | None = None) -> list[np.ndarray]:
     """Clips from the TRAIN split for INT8 calibration (never the split accuracy is measured on)."""
     items, found = dataset_from_dir(Path(data_root), "train")
     if found != labels:
         raise EdgeError(f"--calib {data_root}: its classes differ from the model's labels")
     rng = np.random.default_rng(seed)
     pick = sorted(rng.choice(len(items), size=min(limit, len(items)), replace=False).tolist())
-    ds = ClipDataset([items[i] for i in pick], num_segments, preprocess, train=False)
+    ds = ClipDataset([items[i] for i in pick], clip, preprocess, train=False, motion=motion, root=Path(data_root))
     return [ds[i][0].numpy() for i in range(len(ds))]

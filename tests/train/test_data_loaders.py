@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from edge.bundle import ClipSpec
 from edge.errors import EdgeError
 from edge.preprocess import Preprocess
 from train.data import (
@@ -20,6 +21,8 @@ from train.data import (
 )
 from train.data.decode import VideoDecodeError
 from train.data.synth import generate
+
+FOUR = ClipSpec(num_segments=4, window_frames=4, stride_frames=1)  # 4 TSN segments
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +88,7 @@ def test_unreadable_and_truncated_videos_are_skipped_and_counted(synth, tmp_path
     good[2].write_bytes(b"")  # empty
     items, _ = load_folder_per_class(root)
     with caplog.at_level(logging.WARNING):
-        ds = ClipDataset(items, 4, Preprocess(32, 36), train=False)
+        ds = ClipDataset(items, FOUR, Preprocess(32, 36), train=False)
     assert len(ds) == 7 and len(ds.skipped) == 2
     assert ds.summary() == "9 videos, 2 skipped (unreadable)"
     assert sum("skipping" in r.message for r in caplog.records) == 2
@@ -95,7 +98,7 @@ def test_unreadable_and_truncated_videos_are_skipped_and_counted(synth, tmp_path
 
 def test_clip_dataset_shapes_and_labels(synth):
     items, labels = dataset_from_dir(synth, "train")
-    ds = ClipDataset(items, 4, Preprocess(32, 36), train=True)
+    ds = ClipDataset(items, FOUR, Preprocess(32, 36), train=True)
     x, y = ds[0]
     assert x.shape == (4, 3, 32, 32) and x.dtype == torch.float32 and y == items[0].label
     assert [ds[i][1] for i in range(len(ds))] == [it.label for it in items]
@@ -104,8 +107,8 @@ def test_clip_dataset_shapes_and_labels(synth):
 
 def test_training_clips_are_a_function_of_torch_seed_and_index_test_clips_are_fixed(synth):
     items, _ = dataset_from_dir(synth, "train")
-    train = ClipDataset(items, 4, Preprocess(32, 36), train=True)
-    test = ClipDataset(items, 4, Preprocess(32, 36), train=False)
+    train = ClipDataset(items, FOUR, Preprocess(32, 36), train=True)
+    test = ClipDataset(items, FOUR, Preprocess(32, 36), train=False)
     draws = []
     for seed in (1, 1, 2):
         torch.manual_seed(seed)

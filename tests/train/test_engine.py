@@ -9,13 +9,24 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from edge.bundle import ClipSpec
 from edge.errors import EdgeError
 from edge.preprocess import Preprocess
 from train.data import ClipDataset, dataset_from_dir
 from train.data.synth import generate
-from train.engine import Checkpoint, FitConfig, evaluate, fit, seed_everything
+from train.engine import (
+    Checkpoint,
+    FitConfig,
+    all_clips_accuracy,
+    evaluate,
+    fit,
+    seed_everything,
+    training_loss,
+)
 from train.models import build_model
 from train.run import order_accuracy, per_class_accuracy
+
+TWO = ClipSpec(num_segments=2, window_frames=2, stride_frames=1)  # 2 TSN segments
 
 
 class Oracle(nn.Module):
@@ -72,7 +83,7 @@ def tiny_data(tmp_path_factory):
     pre = Preprocess(16, 18)
     train_items, labels = dataset_from_dir(root, "train")
     test_items, _ = dataset_from_dir(root, "test")
-    return (ClipDataset(train_items, 2, pre, train=True), ClipDataset(test_items, 2, pre, train=False), labels,
+    return (ClipDataset(train_items, TWO, pre, train=True), ClipDataset(test_items, TWO, pre, train=False), labels,
             pre)
 
 
@@ -258,3 +269,56 @@ def test_weight_decay_reaches_the_optimizer_and_the_schedule_peaks_at_a_fifth(ti
     steps = 5 * (len(train_ds) // 2)  # drop_last: whole batches only
     assert sched["total_steps"] == steps == sched["last_epoch"]
     assert sched["_schedule_phases"][0]["end_step"] == pytest.approx(0.2 * steps - 1)
+
+
+def test_a_model_with_its_own_loss_trains_on_it():
+    # TFDEM (Eq. 4): CE(main) + CE(tfdem); a plain model: cross-entropy of its output
+    torch.manual_seed(0)
+    x, y = torch.randn(4, 2, 3, 32, 32), torch.tensor([0, 1, 1, 0])
+    m = build_model("mstsm_tfdem_resnet18", num_classes=2, num_segments=2, width=4).train()
+    out = m(x)
+    main, tfdem = m._stash  # what the forward kept for its loss
+    expected = nn.functional.cross_entropy(main, y) + nn.functional.cross_entropy(tfdem, y)
+    assert training_loss(m, out, y).item() == pytest.approx(expected.item(), rel=1e-6)
+    plain = build_model("tsm_resnet18", num_classes=2, num_segments=2, width=4).train()
+    out = plain(x)
+    assert training_loss(plain, out, y).item() == pytest.approx(nn.functional.cross_entropy(out, y).item())
+
+
+def test_fit_trains_tfdem_on_the_sum_of_both_cross_entropies(tiny_data, tmp_path):
+    train_ds, val_ds, labels, pre = tiny_data
+    start = Checkpoint("mstsm_tfdem_resnet18", {"num_classes": 2, "num_segments": 2, "width": 4}, {}, labels,
+                       start_checkpoint(labels, pre).input)
+    fit(start, train_ds, val_ds, tmp_path, FitConfig(epochs=1, batch_size=2, lr=1e-9), progress=False)
+    loss = json.loads((tmp_path / "history.json").read_text())[0]["train_loss"]
+    # two untrained 2-class heads: about 2 ln 2 = 1.39 (one cross-entropy alone would be about 0.69)
+    assert 1.1 < loss < 1.7
+
+
+class ClipVoter(nn.Module):
+    """``score_clips`` gives fixed per-clip scores: the first clip votes class 0 strongly, the others class 1
+    weakly, so the mean says 1 while the first clip (or a max over clips) says 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def score_clips(self, clips: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(clips.shape))
+        scores = torch.tensor([[0.0, 1.0]]).repeat(len(clips), 1)
+        scores[0] = torch.tensor([2.0, 0.0])
+        return scores
+
+
+def test_all_clips_accuracy_averages_every_clip_of_each_video(tmp_path):
+    root = generate(tmp_path / "synth", classes=2, videos_per_class=2, seed=2, frames=20, size=32,
+                    progress=False).out
+    items, _ = dataset_from_dir(root, "test")
+    spec = ClipSpec(num_segments=4, window_frames=20, stride_frames=1, sampling="clips", num_clips=2, clip_step=2)
+    ds = ClipDataset(items, spec, Preprocess(16, 18), train=False)
+    model = ClipVoter()
+    acc = all_clips_accuracy(model, ds)
+    labels = [it.label for it in ds.items]
+    # 20 frames, parts of 10 fit 2 frames 2 apart: every clip spans 4 frames, 5 of them per video
+    assert model.shapes == [(5, 2, 3, 16, 16)] * len(ds)
+    assert acc == pytest.approx(labels.count(1) / len(labels)) and 0 < acc < 1

@@ -10,7 +10,17 @@ import numpy as np
 import pytest
 
 import train.data.motion as cache
-from edge.motion import MompParams, MotionSpec, momp_image, optical_flow, rgbf, stack_flows, stacked_flow
+from edge.errors import EdgeError
+from edge.motion import (
+    FrameFeed,
+    MompParams,
+    MotionSpec,
+    momp_image,
+    optical_flow,
+    rgbf,
+    stack_flows,
+    stacked_flow,
+)
 from train.data.decode import read_video
 from train.data.synth import render_video, write_mp4
 
@@ -146,3 +156,25 @@ def test_runtime_window_computation_equals_the_cached_training_input(root):
     assert cached.shape == (FRAMES - 9 + 1, SHORT, SHORT, 3)
     assert np.abs(cached[s].astype(np.float32) - momp_image(frames[s:e], spec.momp)).max() <= 1e-5
     assert cached[s].max() == 255  # the synthetic video moves
+
+
+@pytest.mark.parametrize("spec", [MotionSpec("rgbf"), MotionSpec("momp"), MotionSpec("momp", momp=MompParams(n=5, stride=3))],
+                         ids=["rgbf", "momp", "momp-n5-stride3"])
+def test_the_runtime_feed_gives_the_cached_training_input_frame_by_frame(root, spec):
+    """What `edge run` does to each decoded frame of a motion-input bundle (FrameFeed: resize to the
+    preprocessing's size, then the streaming computation) yields, over the whole video, exactly the array
+    training caches and samples from."""
+    video = root / "move_right" / "v1.mp4"
+    feed = FrameFeed(spec, SHORT)
+    streamed = [image for frame in read_video(video) for image in feed(frame)]  # full-size frames, as decoded
+    cached = cache.load_motion(root, video, spec, SHORT)
+    assert len(streamed) == len(cached) > 1
+    assert np.abs(np.stack(streamed).astype(np.float32) - cached).max() <= 1e-5
+    assert cached.max() > 100  # not a blank input: the synthetic video moves
+
+
+def test_the_runtime_feed_passes_rgb_through_and_refuses_flow_fields():
+    frame = np.zeros((4, 6, 3), np.uint8)
+    assert FrameFeed(None, 3)(frame)[0] is frame
+    with pytest.raises(EdgeError, match="motion: the runtime computes rgbf and momp inputs, not 'stacked_flow'"):
+        FrameFeed(MotionSpec("stacked_flow"), 3)

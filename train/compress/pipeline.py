@@ -61,8 +61,9 @@ def load_data(ckpt: Checkpoint, root: Path) -> Data:
     test_items, _ = dataset_from_dir(root, "test")
     if labels != ckpt.labels:
         raise EdgeError(f"--data {root}: its classes {labels[:3]}... differ from the checkpoint's {ckpt.labels[:3]}...")
-    n = ckpt.clip.num_segments
-    return Data(ClipDataset(items, n, ckpt.preprocess, train=True), ClipDataset(test_items, n, ckpt.preprocess, train=False))
+    clip = ckpt.clip
+    return Data(ClipDataset(items, clip, ckpt.preprocess, train=True, motion=ckpt.motion, root=root),
+                ClipDataset(test_items, clip, ckpt.preprocess, train=False, motion=ckpt.motion, root=root))
 
 
 def row(kind: str, name: str, ckpt: Checkpoint, data: Data, measure: Measure, sdir: Path,

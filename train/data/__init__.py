@@ -10,8 +10,8 @@ from train.data.datasets import (
     load_ucf_split,
 )
 from train.data.decode import VideoDecodeError, read_video
-from train.data.samplers import clip_indices, tsn_indices
+from train.data.samplers import clip_indices, frame_indices, tsn_indices
 
-__all__ = ["ClipDataset", "VideoItem", "VideoDecodeError", "clip_indices", "dataset_from_dir",
+__all__ = ["ClipDataset", "VideoItem", "VideoDecodeError", "clip_indices", "dataset_from_dir", "frame_indices",
            "load_folder_per_class", "load_hmdb_split", "load_list_file", "load_ucf_split", "read_video",
            "tsn_indices"]

@@ -15,10 +15,13 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from edge.bundle import ClipSpec
 from edge.errors import EdgeError
+from edge.motion import MotionSpec, TooFewFrames
 from edge.preprocess import Preprocess
 from train.data.decode import VideoDecodeError, read_video
-from train.data.samplers import tsn_indices
+from train.data.motion import load_motion
+from train.data.samplers import all_clip_indices, frame_indices
 
 log = logging.getLogger(__name__)
 VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm"}
@@ -121,26 +124,37 @@ def dataset_from_dir(root: Path, subset: str) -> tuple[list[VideoItem], list[str
 
 
 class ClipDataset(Dataset):
-    """(T, 3, S, S) float32 clips sampled TSN-style. Each video is decoded once and cached at the
-    preprocessing's resize size, so epochs after the first cost no decoding.
+    """(T, 3, S, S) float32 clips sampled as ``clip`` says (TSN segments or runs of frames: ``frame_indices``).
+    Each video is decoded once and cached at the preprocessing's resize size, so epochs after the first cost
+    no decoding.
+
+    ``motion``: the clips are of that motion input instead (RGBF frames, MOMP images: ``edge.motion``), each
+    video's computed once and cached under ``root`` (``train.data.motion.load_motion``), which the videos
+    must lie under.
 
     A training clip's random frame offsets and jitter are drawn from (torch's seed, item index): the fit
     loop seeds torch per epoch and DataLoader workers get their own seeds from it, so sampling is
     reproducible (``--resume`` repeats it) and never the same in two workers."""
 
-    def __init__(self, items: list[VideoItem], num_segments: int, preprocess: Preprocess, train: bool,
-                 progress: bool = False) -> None:
-        self.num_segments, self.preprocess, self.train = num_segments, preprocess, train
+    def __init__(self, items: list[VideoItem], clip: ClipSpec, preprocess: Preprocess, train: bool,
+                 progress: bool = False, motion: MotionSpec | None = None, root: Path | None = None) -> None:
+        if motion is not None and root is None:
+            raise ValueError("ClipDataset: a motion input needs the dataset root its cache lives under")
+        self.clip, self.preprocess, self.train = clip, preprocess, train
         self.items: list[VideoItem] = []
         self.frames: list[np.ndarray] = []
         self.skipped: list[tuple[Path, str]] = []
         for it in tqdm(items, desc="decode", leave=False, disable=not progress):
             try:
-                self.frames.append(read_video(it.path, preprocess.resize))
+                self.frames.append(read_video(it.path, preprocess.resize) if motion is None else
+                                   load_motion(root, it.path, motion, preprocess.resize))
                 self.items.append(it)
             except VideoDecodeError as e:
                 log.warning("skipping %s: %s", it.path, e.reason)
                 self.skipped.append((it.path, e.reason))
+            except TooFewFrames as e:  # a video shorter than a MOMP window has no motion image
+                log.warning("skipping %s: %s", it.path, e)
+                self.skipped.append((it.path, str(e)))
         if not self.items:
             raise EdgeError(f"no readable videos among {len(items)} listed "
                             f"(first: {items[0].path if items else 'none'})")
@@ -157,8 +171,15 @@ class ClipDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         frames = self.frames[i]
         rng = np.random.default_rng([torch.initial_seed(), i])
-        idx = tsn_indices(len(frames), self.num_segments, self.train, rng)
+        idx = frame_indices(self.clip, len(frames), self.train, rng)
         clip = self.preprocess.clip([frames[j] for j in idx])
         if self.train:  # photometric jitter only: flips or crops would change direction labels
             clip = clip * rng.uniform(0.8, 1.2) + rng.uniform(-0.2, 0.2)
         return torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32)), self.items[i].label
+
+    def all_clips(self, i: int) -> torch.Tensor:
+        """(N, clip_len, 3, S, S): every clip of video ``i`` back to back (``all_clip_indices``), for T-C3D's
+        all-clips test."""
+        frames = self.frames[i]
+        idx = all_clip_indices(len(frames), self.clip)
+        return torch.from_numpy(np.stack([self.preprocess.clip([frames[j] for j in row]) for row in idx]))

@@ -6,11 +6,13 @@ A checkpoint stores ``(name, config)``; ``build_model(name, **config)`` rebuilds
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from typing import Any
 
 from torch import nn
 
+from edge.errors import EdgeError
 from train.models.c3d import MODELS as C3D_MODELS
 from train.models.caffenet import momp_caffenet
 from train.models.mobilenetv2 import MobileNetV2
@@ -22,15 +24,45 @@ from train.models.temporal import MultiScaleTemporalShift, TemporalShift
 from train.models.tfdem import TFDEMRecognizer
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+# models fed runs of frames rather than TSN segments -> the step between a run's frames (edge.bundle.ClipSpec)
+_CLIP_STEP: dict[str, int] = {}
+# models whose paper feeds them a motion input (edge.motion.MotionSpec kind) rather than RGB frames
+_MOTION: dict[str, str] = {}
 
 
-def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register(name: str, clip_step: int | None = None,
+             motion: str | None = None) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """``clip_step``: the model takes runs of frames that far apart (``clips`` sampling), not TSN segments;
+    ``motion``: by default it classifies that motion input (``edge.motion.KINDS``), not RGB frames."""
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = fn
+        if clip_step is not None:
+            _CLIP_STEP[name] = clip_step
+        if motion is not None:
+            _MOTION[name] = motion
         return fn
     return deco
+
+
+def default_motion(name: str) -> str | None:
+    """The motion input model ``name``'s paper feeds it (None: RGB frames)."""
+    return _MOTION.get(name)
+
+
+def clip_sampling(name: str, config: Mapping[str, Any], clip_step: int | None = None) -> dict[str, Any]:
+    """``ClipSpec`` keywords saying how model ``name`` (built with ``config``) is fed frames: TSN segments,
+    or ``num_clips`` runs of frames ``clip_step`` apart (its factory's ``num_clips``, 1 if it has none; the
+    registered step unless ``clip_step`` is given)."""
+    if name not in _CLIP_STEP:
+        if clip_step is not None:
+            raise EdgeError(f"--clip-step: {name} is fed TSN segments, not clips of frames")
+        return {"sampling": "segments"}
+    params = inspect.signature(_REGISTRY[name]).parameters
+    default = params["num_clips"].default if "num_clips" in params else 1
+    step = _CLIP_STEP[name] if clip_step is None else clip_step
+    return {"sampling": "clips", "num_clips": int(config.get("num_clips", default)), "clip_step": step}
 
 
 def list_models() -> list[str]:
@@ -85,12 +117,14 @@ for _bb in ("resnet18", "mobilenetv2", "resnet50"):
 for _bb in ("resnet18", "resnet50"):
     register(f"mstsm_tfdem_{_bb}")(partial(_tfdem_model, _bb, "mstsm"))
 
+# asymmetric-3d-cnn-micronets.txt, Sec. 4.1: clips of 16 consecutive frames
 for _name, _factory in C3D_MODELS.items():
-    register(_name)(_factory)
+    register(_name, clip_step=1)(_factory)
 
-# T-C3D (t-c3d-temporal-encoding-deep-compression.txt): its 3D ResNet-18 alone, and S clips through it, fused
-register("res3d18")(res3d18)
-register("tc3d_res3d18")(tc3d_res3d18)
+# T-C3D (t-c3d-temporal-encoding-deep-compression.txt): its 3D ResNet-18 alone, and S clips through it, fused;
+# Sec. III-C: each clip's frames o = 2 apart
+register("res3d18", clip_step=2)(res3d18)
+register("tc3d_res3d18", clip_step=2)(tc3d_res3d18)
 
 # MOMP paper (momp-image-and-correlation-pruning.txt): CaffeNet on one MOMP image per clip (train/models/caffenet.py)
-register("momp_caffenet")(momp_caffenet)
+register("momp_caffenet", motion="momp")(momp_caffenet)

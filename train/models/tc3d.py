@@ -97,8 +97,13 @@ class TC3D(nn.Module):
         if not torch.jit.is_tracing() and t != self.num_segments:
             raise ValueError(f"expected {self.num_segments} frames ({self.num_clips} clips of {self.clip_len}), "
                              f"got {t}")
-        logits = self.backbone(x.reshape(-1, self.clip_len, *x.shape[2:]))  # clip-major: (B*S, L, C, H, W)
+        logits = self.score_clips(x.reshape(-1, self.clip_len, *x.shape[2:]))  # clip-major: (B*S, L, C, H, W)
         return logits.reshape(-1, self.num_clips, logits.shape[-1])
+
+    def score_clips(self, clips: torch.Tensor) -> torch.Tensor:
+        """(N, L, C, H, W), any number of clips -> (N, num_classes): the shared network's scores of each (the
+        all-clips test averages them)."""
+        return self.backbone(clips)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.aggregate(self.clip_logits(x))
