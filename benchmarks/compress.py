@@ -1,7 +1,11 @@
 """Compression on the synthetic set, every figure measured in one run on this machine's CPU.
 
     python -m benchmarks.compress [--quick] [--work runs/bench-compress] [--out docs/results] [--width 32]
-                                  [--name compress]
+                                  [--name compress] [--model tsm_resnet18 --segments 8 --model-opt K=V ...]
+                                  [--parts deep,structured,stacked]
+
+T-C3D's row (the paper's own model through deep compression): --model tc3d_res3d18 --segments 12
+--model-opt clip_len=4 --parts deep --name compress_tc3d (3 clips of 4 frames at the synthetic set's scale).
 
 1. data: the synthetic action set, its test split large enough that one clip is under 0.5 point, trained on
    only --train-per-class videos of each class (the full split teaches a TSM every test clip, and a
@@ -33,6 +37,7 @@ if not __package__:  # run as a script: make `import train` find the package, no
 import numpy as np
 
 CRITERIA = ("l1", "covariance", "correlation", "geometric_median")
+PARTS = ("deep", "structured", "stacked")
 
 
 def cpu_name() -> str:
@@ -79,13 +84,20 @@ def main() -> None:
     ap.add_argument("--name", default="compress", help="output file stem under --out (NAME.json, NAME.md)")
     ap.add_argument("--train-per-class", type=int, default=24,
                     help="training videos kept per class (of 54); the test split keeps all 18 per class")
+    ap.add_argument("--model", default="tsm_resnet18", help="registry name of the model trained and compressed")
+    ap.add_argument("--segments", type=int, default=8, help="frames per clip (edge train --segments)")
+    ap.add_argument("--model-opt", action="append", default=[], metavar="KEY=VALUE",
+                    help="the model's own option (edge train --model-opt)")
+    ap.add_argument("--parts", default=",".join(PARTS), help=f"which of {', '.join(PARTS)} to run")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    if not parts <= set(PARTS):
+        ap.error(f"--parts: expected a comma-separated subset of {', '.join(PARTS)}, got {args.parts!r}")
 
     from edge.atomic import write_text
     from edge.backends.ort import OrtBackend
     from edge.backends.torch import TorchBackend
-    from export.bundle import export_bundle
-    from export.compress import compress
+    from train.cli import parse_model_opts
     from train.data.synth import generate
     from train.engine import Checkpoint
     from train.run import train_run
@@ -100,16 +112,55 @@ def main() -> None:
                     size=48 if q else 96, progress=not q).out
     if not q:
         keep_first_per_class(data / "splits" / "trainlist01.txt", args.train_per_class)
-    base = work / "train"
+    tag = "" if args.model == "tsm_resnet18" else f"{args.model}-"  # each model's runs in their own directories
+    base = work / f"{tag}train"
     resumed = (base / "best.pt").is_file()
     if not resumed:
-        train_run("tsm_resnet18", data, base, epochs=1 if q else 15, width=8 if q else args.width, size=32 if q else 64,
-                  segments=4 if q else 8, progress=not q)
+        train_run(args.model, data, base, epochs=1 if q else 15, width=8 if q else args.width, size=32 if q else 64,
+                  segments=4 if q and args.model == "tsm_resnet18" else args.segments, progress=not q,
+                  options=parse_model_opts(tuple(args.model_opt)))
     dense_ckpt = base / "best.pt"
     runs = 5 if q else 20
     results: dict = {"cpu": cpu_name(), "quick": q, "resumed": resumed}
+    ckpt = Checkpoint.load(dense_ckpt)
+    shape = ckpt.input["shape"]
+    clip = np.random.default_rng(0).standard_normal((1, *shape), dtype=np.float32)
+    engines = {"torch fp32 eager, dense": TorchBackend(dense_ckpt)}
+    if "deep" in parts:
+        results.update(deep_compression(dense_ckpt, data, work, tag, ft, q))
+        engines["ORT fp32, dense"] = OrtBackend(work / f"{tag}deep" / "stages" / "0-input" / "model.onnx")
+    if parts & {"structured", "stacked"}:
+        structured, best, stacked, stacked_rows, ptq_acc = structured_and_stacked(dense_ckpt, data, work, tag, args.ratio, ft,
+                                                                   ft_pruned, q)
+        for crit in CRITERIA:
+            engines[f"ORT fp32, {crit} pruned"] = OrtBackend(structured[crit]["onnx"])
+        engines[f"ORT INT8 QAT, {best} pruned"] = OrtBackend(stacked / "stages" / "2-int8" / "model.int8.onnx", "int8")
+        engines[f"ORT INT8 PTQ, {best} pruned"] = OrtBackend(work / f"{tag}stacked-ptq" / "model.int8.onnx", "int8")
+        results["structured"] = {c: structured[c]["rows"] for c in CRITERIA}
+        results["stacked"] = {"criterion": best, "rows": stacked_rows, "ptq_accuracy": ptq_acc}
+    # throughput, batch 1, all in this run: dense torch eager fp32 is the baseline
+    speed = clips_per_s(engines, clip, runs)
+    results["model"] = {"name": ckpt.model, "width": ckpt.config["width"], "segments": ckpt.clip.num_segments,
+                        "size": ckpt.preprocess.size,
+                        "train_clips": len((data / "splits" / "trainlist01.txt").read_text().splitlines()),
+                        "test_clips": len((data / "splits" / "testlist01.txt").read_text().splitlines())}
+    results["clips_per_s"] = speed
+    results["seconds"] = round(time.time() - t0)
+    results["load_average"] = [round(x, 2) for x in os.getloadavg()]  # 1/5/15 min: was the CPU shared?
+    results["cores"] = os.cpu_count()
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text(args.out / f"{args.name}.json", json.dumps(results, indent=2) + "\n")
+    md = markdown(results)
+    write_text(args.out / f"{args.name}.md", md)
+    print(md)
 
-    deep = work / "deep"
+
+def deep_compression(dense_ckpt: Path, data: Path, work: Path, tag: str, ft: int, q: bool) -> dict:
+    """T-C3D's pipeline (magnitude_prune -> dsd -> kmeans 8/5 bits -> store), and the DSD model shared with 5-bit
+    conv codes too: the rows, the .edgez against the fp32 ONNX, the accuracy lost."""
+    from export.compress import compress
+
+    deep = work / f"{tag}deep"
     rows = compress(dense_ckpt, recipe(work / "deep.toml", f"""
 [[stage]]
 kind = "magnitude_prune"
@@ -132,11 +183,11 @@ kind = "store"
 """), data, deep, resume=(deep / "stages").is_dir(), progress=not q)
     store = json.loads((deep / "stages" / "4-store" / "store.json").read_text())
     onnx_bytes = (deep / "stages" / "0-input" / "model.onnx").stat().st_size
-    results["deep"] = {"rows": rows, "store": {k: v for k, v in store.items() if k != "layers"},
-                       "fp32_onnx_bytes": onnx_bytes, "ratio": onnx_bytes / store["file_bytes"],
-                       "accuracy_lost": rows[0]["accuracy"] - rows[-1]["accuracy"]}
+    results = {"deep": {"rows": rows, "store": {k: v for k, v in store.items() if k != "layers"},
+                        "fp32_onnx_bytes": onnx_bytes, "ratio": onnx_bytes / store["file_bytes"],
+                        "accuracy_lost": rows[0]["accuracy"] - rows[-1]["accuracy"]}}
     # the same pruned model shared with 5-bit conv codes too (the paper's FC width): size against accuracy
-    deep5 = work / "deep-5bit"
+    deep5 = work / f"{tag}deep-5bit"
     rows5 = compress(deep / "stages" / "2-dsd" / "checkpoint.pt", recipe(work / "deep5.toml", f"""
 [[stage]]
 kind = "kmeans"
@@ -151,27 +202,35 @@ kind = "store"
     results["deep_5bit"] = {"rows": rows5, "file_bytes": store5["file_bytes"],
                             "ratio": onnx_bytes / store5["file_bytes"],
                             "accuracy_lost": rows[0]["accuracy"] - rows5[-1]["accuracy"]}
+    return results
+
+
+def structured_and_stacked(dense_ckpt: Path, data: Path, work: Path, tag: str, ratio: float, ft: int,
+                           ft_pruned: int, q: bool) -> tuple[dict, str, Path, list[dict], float]:
+    """Structured pruning by each criterion, then the best one + INT8 (QAT, and PTQ through edge export)."""
+    from export.bundle import export_bundle
+    from export.compress import compress
 
     structured = {}
     for crit in CRITERIA:
-        out = work / f"structured-{crit}"
+        out = work / f"{tag}structured-{crit}"
         rows = compress(dense_ckpt, recipe(work / f"{crit}.toml", f"""
 [[stage]]
 kind = "filter_prune"
 criterion = "{crit}"
-ratio = {args.ratio}
+ratio = {ratio}
 finetune_epochs = {ft_pruned}
 lr = 0.001
 """), data, out, resume=(out / "stages").is_dir(), progress=not q)
         structured[crit] = {"rows": rows, "onnx": str(out / "stages" / "1-filter_prune" / "model.onnx")}
     best = max(CRITERIA, key=lambda c: structured[c]["rows"][-1]["accuracy"])
 
-    stacked = work / "stacked"
-    rows = compress(dense_ckpt, recipe(work / "stacked.toml", f"""
+    stacked = work / f"{tag}stacked"
+    stacked_rows = compress(dense_ckpt, recipe(work / "stacked.toml", f"""
 [[stage]]
 kind = "filter_prune"
 criterion = "{best}"
-ratio = {args.ratio}
+ratio = {ratio}
 finetune_epochs = {ft_pruned}
 lr = 0.001
 
@@ -179,43 +238,18 @@ lr = 0.001
 kind = "int8"
 finetune_epochs = {ft}
 """), data, stacked, resume=(stacked / "stages").is_dir(), progress=not q)
-    ptq = export_bundle(stacked / "stages" / "1-filter_prune" / "checkpoint.pt", work / "stacked-ptq", data=data,
-                        int8=True) if not (work / "stacked-ptq").exists() else None
-
-    # throughput, batch 1, all in this run: dense torch eager fp32 is the baseline
-    ckpt = Checkpoint.load(dense_ckpt)
-    shape = ckpt.input["shape"]
-    clip = np.random.default_rng(0).standard_normal((1, *shape), dtype=np.float32)
-    engines = {"torch fp32 eager, dense": TorchBackend(dense_ckpt),
-               "ORT fp32, dense": OrtBackend(deep / "stages" / "0-input" / "model.onnx")}
-    for crit in CRITERIA:
-        engines[f"ORT fp32, {crit} pruned"] = OrtBackend(structured[crit]["onnx"])
-    engines[f"ORT INT8 QAT, {best} pruned"] = OrtBackend(stacked / "stages" / "2-int8" / "model.int8.onnx", "int8")
-    engines[f"ORT INT8 PTQ, {best} pruned"] = OrtBackend(work / "stacked-ptq" / "model.int8.onnx", "int8")
-    speed = clips_per_s(engines, clip, runs)
-    ptq_acc = ptq.accuracy["int8"] if ptq else json.loads((work / "stacked-ptq" / "manifest.json").read_text())[
-        "accuracy"]["int8"]
-    results["model"] = {"name": ckpt.model, "width": ckpt.config["width"], "segments": ckpt.clip.num_segments,
-                        "size": ckpt.preprocess.size,
-                        "train_clips": len((data / "splits" / "trainlist01.txt").read_text().splitlines()),
-                        "test_clips": len((data / "splits" / "testlist01.txt").read_text().splitlines())}
-    results["structured"] = {c: structured[c]["rows"] for c in CRITERIA}
-    results["stacked"] = {"criterion": best, "rows": rows, "ptq_accuracy": ptq_acc}
-    results["clips_per_s"] = speed
-    results["seconds"] = round(time.time() - t0)
-    results["load_average"] = [round(x, 2) for x in os.getloadavg()]  # 1/5/15 min: was the CPU shared?
-    results["cores"] = os.cpu_count()
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_text(args.out / f"{args.name}.json", json.dumps(results, indent=2) + "\n")
-    md = markdown(results)
-    write_text(args.out / f"{args.name}.md", md)
-    print(md)
+    ptq_dir = work / f"{tag}stacked-ptq"
+    if not ptq_dir.exists():
+        export_bundle(stacked / "stages" / "1-filter_prune" / "checkpoint.pt", ptq_dir, data=data, int8=True)
+    ptq_acc = json.loads((ptq_dir / "manifest.json").read_text())["accuracy"]["int8"]
+    return structured, best, stacked, stacked_rows, ptq_acc
 
 
 def markdown(r: dict) -> str:
+    """The results page: the sections of the parts that ran, then the speed table."""
     base = r["clips_per_s"]["torch fp32 eager, dense"]
-    deep, st, m = r["deep"], r["stacked"], r["model"]
-    dense = deep["rows"][0]
+    m = r["model"]
+    first = r["deep"]["rows"][0] if "deep" in r else r["structured"]["l1"][0]  # the input model's row
     lines = [
         "# Compression results",
         "",
@@ -227,8 +261,31 @@ def markdown(r: dict) -> str:
         f"{m['name']} (width {m['width']:g}, {m['segments']} segments, {m['size']} px) on the synthetic set, "
         + (f"trained on {m['train_clips']} videos, " if "train_clips" in m else "")
         + f"{m['test_clips']} test clips (one clip = {100 / m['test_clips']:.2f} points); test clip accuracy of "
-        f"the dense model {dense['accuracy']:.3f}.",
+        f"the dense model {first['accuracy']:.3f}.",
         "",
+    ]
+    if "deep" in r:
+        lines += _deep_section(r["deep"], r["deep_5bit"])
+    if "structured" in r:
+        lines += _structured_section(r["structured"], r["clips_per_s"])
+    if "stacked" in r:
+        st = r["stacked"]
+        lines += [f"## Stacked: {st['criterion']} pruning + INT8", "",
+                  f"QAT accuracy {st['rows'][-1]['accuracy']:.3f}, PTQ accuracy {st['ptq_accuracy']:.3f}.", ""]
+    lines += [
+        "Batch 1, ONNX Runtime with its default threads; 5 interleaved rounds of 20 calls per engine, the "
+        "median of the rounds' medians.",
+        "",
+        "| engine | clips/s (batch 1) | vs torch fp32 eager dense |",
+        "|---|---:|---:|",
+        *[f"| {k} | {v:.1f} | {v / base:.2f}x |" for k, v in r["clips_per_s"].items()],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _deep_section(deep: dict, deep5: dict) -> list[str]:
+    return [
         "## Deep compression (magnitude_prune -> dsd -> kmeans -> store)",
         "",
         "| stage | accuracy | nonzero params | size (MB) |",
@@ -243,34 +300,25 @@ def markdown(r: dict) -> str:
         f"lzma -9 {deep['store']['lzma_bytes']} B.",
         "",
         f"With 5-bit conv codes as well (k-means on the DSD model, then store): "
-        f"{r['deep_5bit']['file_bytes'] / 2**20:.4f} MB, **{r['deep_5bit']['ratio']:.1f}x**, accuracy "
-        f"{-r['deep_5bit']['accuracy_lost']:+.3f}.",
+        f"{deep5['file_bytes'] / 2**20:.4f} MB, **{deep5['ratio']:.1f}x**, accuracy "
+        f"{-deep5['accuracy_lost']:+.3f}.",
         "",
+    ]
+
+
+def _structured_section(structured: dict, speed: dict) -> list[str]:
+    lines = [
         "## Structured pruning (filter_prune, then fine-tuning)",
         "",
         "| criterion | accuracy | GFLOPs | FLOPs removed | params | ORT fp32 clips/s |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for c, rows in r["structured"].items():
+    for c, rows in structured.items():
         a, b = rows[0], rows[-1]
         lines.append(f"| {c} | {b['accuracy']:.3f} ({b['accuracy'] - a['accuracy']:+.3f}) | {b['gflops']:.4f} | "
                      f"{1 - b['gflops'] / a['gflops']:.0%} | {b['params']} | "
-                     f"{r['clips_per_s'][f'ORT fp32, {c} pruned']:.1f} |")
-    lines += [
-        "",
-        f"## Stacked: {st['criterion']} pruning + INT8",
-        "",
-        f"QAT accuracy {st['rows'][-1]['accuracy']:.3f}, PTQ accuracy {st['ptq_accuracy']:.3f}.",
-        "",
-        "Batch 1, ONNX Runtime with its default threads; 5 interleaved rounds of 20 calls per engine, the "
-        "median of the rounds' medians.",
-        "",
-        "| engine | clips/s (batch 1) | vs torch fp32 eager dense |",
-        "|---|---:|---:|",
-        *[f"| {k} | {v:.1f} | {v / base:.2f}x |" for k, v in r["clips_per_s"].items()],
-        "",
-    ]
-    return "\n".join(lines)
+                     f"{speed[f'ORT fp32, {c} pruned']:.1f} |")
+    return [*lines, ""]
 
 
 if __name__ == "__main__":
