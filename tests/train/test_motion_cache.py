@@ -178,3 +178,22 @@ def test_the_runtime_feed_passes_rgb_through_and_refuses_flow_fields():
     assert FrameFeed(None, 3)(frame)[0] is frame
     with pytest.raises(EdgeError, match="motion: the runtime computes rgbf and momp inputs, not 'stacked_flow'"):
         FrameFeed(MotionSpec("stacked_flow"), 3)
+
+
+def test_a_video_too_short_for_its_motion_input_is_skipped_and_counted(root, caplog):
+    from edge.bundle import ClipSpec
+    from edge.preprocess import Preprocess
+    from train.data import ClipDataset, VideoItem
+
+    short = root / "move_right" / "short.mp4"
+    write_mp4(short, render_video("move_right", np.random.default_rng(1), 5, SIZE), 15)  # < one 9-frame window
+    items = [VideoItem(root / "move_right" / "v1.mp4", 0), VideoItem(short, 0)]
+    ds = ClipDataset(items, ClipSpec(1, 1, 1), Preprocess(32, SHORT), train=False, motion=MotionSpec("momp"),
+                     root=root)
+    assert [it.path for it in ds.items] == [items[0].path] and ds.summary() == "2 videos, 1 skipped (unreadable)"
+    assert ds.skipped == [(short, "momp_images (N=9): needs at least 9 frames, got 5")]
+    assert "skipping" in caplog.text and str(short) in caplog.text
+    x, _ = ds[0]
+    assert x.shape == (1, 3, 32, 32)  # the centre MOMP image of the 16-frame video
+    with pytest.raises(ValueError, match="a motion input needs the dataset root"):
+        ClipDataset(items, ClipSpec(1, 1, 1), Preprocess(32, SHORT), train=False, motion=MotionSpec("momp"))
