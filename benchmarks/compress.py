@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -38,25 +37,6 @@ import numpy as np
 
 CRITERIA = ("l1", "covariance", "correlation", "geometric_median")
 PARTS = ("deep", "structured", "stacked")
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def clips_per_s(backends: dict[str, object], clip: np.ndarray, runs: int, rounds: int = 5) -> dict[str, float]:
-    """Batch-1 clips/s of each backend: ``rounds`` interleaved rounds of ``runs`` calls (so a slow spell of
-    a shared machine hits every row alike), the median of the rounds' median latencies."""
-    from edge.bench import latency_ms
-
-    per_round: dict[str, list[float]] = {k: [] for k in backends}
-    for _ in range(rounds):
-        for name, backend in backends.items():
-            per_round[name].append(float(np.median(latency_ms(backend, clip, runs))))
-    return {k: 1000.0 / float(np.median(v)) for k, v in per_round.items()}
 
 
 def keep_first_per_class(split: Path, k: int) -> None:
@@ -94,6 +74,7 @@ def main() -> None:
     if not parts <= set(PARTS):
         ap.error(f"--parts: expected a comma-separated subset of {', '.join(PARTS)}, got {args.parts!r}")
 
+    from benchmarks.common import clips_per_s, cpu_name
     from edge.atomic import write_text
     from edge.backends.ort import OrtBackend
     from edge.backends.torch import TorchBackend

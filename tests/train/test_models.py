@@ -77,3 +77,14 @@ def test_mstsm_widens_each_block_input_by_its_two_unit_folds(name, block, count)
 def test_wrong_number_of_frames_is_a_clear_error():
     with pytest.raises(ValueError, match="expected 4 frames"):
         tiny("tsm_resnet18")(torch.randn(1, 3, 3, 32, 32))
+
+
+@pytest.mark.parametrize("name, params", [
+    # torchvision's mobilenet_v2 (3,504,872 at 1000 classes) with a 101-class head: 1280 * 899 + 899 fewer
+    ("tsm_mobilenetv2", 2_353_253),
+    ("tsm_resnet18", 11_228_325),  # resnet18's 11,689,512 with a 101-class head
+])
+def test_default_width_is_the_papers_network(name, params):
+    with torch.device("meta"):  # a 64x MobileNetV2 (width read as a ResNet stem) would not fit in memory
+        model = build_model(name, num_classes=101)
+    assert sum(p.numel() for p in model.parameters()) == params

@@ -5,6 +5,7 @@ the runtime's window computation (edge.motion on decoded frames) equals the cach
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,3 +198,17 @@ def test_a_video_too_short_for_its_motion_input_is_skipped_and_counted(root, cap
     assert x.shape == (1, 3, 32, 32)  # the centre MOMP image of the 16-frame video
     with pytest.raises(ValueError, match="a motion input needs the dataset root"):
         ClipDataset(items, ClipSpec(1, 1, 1), Preprocess(32, SHORT), train=False, motion=MotionSpec("momp"))
+
+
+def test_a_dataset_under_a_relative_root_finds_its_videos_and_cache(root, monkeypatch):
+    from edge.bundle import ClipSpec
+    from edge.preprocess import Preprocess
+    from train.data import ClipDataset, dataset_from_dir
+
+    monkeypatch.chdir(root.parent)
+    rel = Path(root.name)  # `edge train --data data/synth`: the items' paths start with the relative root
+    items, _ = dataset_from_dir(rel, "train")
+    ds = ClipDataset(items, ClipSpec(1, 1, 1), Preprocess(32, SHORT), train=False, motion=MotionSpec("momp"),
+                     root=rel)
+    assert len(ds) == 1 and not ds.skipped
+    assert cache.cache_path(root, root / "move_right" / "v1.mp4", MotionSpec("momp"), SHORT).is_file()

@@ -147,7 +147,7 @@ class ClipDataset(Dataset):
         for it in tqdm(items, desc="decode", leave=False, disable=not progress):
             try:
                 self.frames.append(read_video(it.path, preprocess.resize) if motion is None else
-                                   load_motion(root, it.path, motion, preprocess.resize))
+                                   load_motion(root, it.path.resolve(), motion, preprocess.resize))
                 self.items.append(it)
             except VideoDecodeError as e:
                 log.warning("skipping %s: %s", it.path, e.reason)

@@ -86,7 +86,7 @@ def accepts(name: str, key: str) -> bool:
     return key in factory_options(name)
 
 
-def _segment_model(backbone: str, kind: str, *, num_classes: int, num_segments: int = 8, width: float = 64,
+def _segment_model(backbone: str, kind: str, *, num_classes: int, num_segments: int = 8, width: float | None = None,
                    fold_div: int = 8, two_unit_div: int = 16, dropout: float = 0.0,
                    inner_widths: Sequence[int] | None = None) -> nn.Module:
     temporal = {
@@ -94,10 +94,12 @@ def _segment_model(backbone: str, kind: str, *, num_classes: int, num_segments: 
         "tsm": partial(TemporalShift, num_segments, fold_div),
         "mstsm": partial(MultiScaleTemporalShift, num_segments, fold_div, two_unit_div),
     }[kind]
+    # width: MobileNetV2's channel multiplier (paper: 1.0), a ResNet's stem channels (paper: 64)
     if backbone == "mobilenetv2":
-        net: nn.Module = MobileNetV2(float(width), temporal, inner_widths)
+        net: nn.Module = MobileNetV2(1.0 if width is None else float(width), temporal, inner_widths)
     else:  # ResNet-50's inner_widths: two per bottleneck (train/models/resnet.py)
-        net = {"resnet18": resnet18, "resnet50": resnet50}[backbone](int(width), temporal, inner_widths)
+        net = {"resnet18": resnet18, "resnet50": resnet50}[backbone](64 if width is None else int(width), temporal,
+                                                                    inner_widths)
     return SegmentRecognizer(net, num_classes, num_segments, dropout)
 
 

@@ -1,0 +1,57 @@
+"""What every benchmark page shares: the CPU its figures come from, and batch-1 throughput measured one way."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from edge.backends import Backend
+
+MIN_RUNS = 3  # a time-bounded round still times this many calls, so its median is not one outlier
+
+
+def cpu_name() -> str:
+    """The CPU model, named on every results page: speeds only compare on the same one."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def clips_per_s(backends: Mapping[str, Backend], clip: np.ndarray, runs: int, rounds: int = 5,
+                budget_s: float | None = None) -> dict[str, float]:
+    """Batch-1 clips/s of each backend: ``rounds`` interleaved rounds of ``runs`` calls (so a slow spell of
+    a shared machine hits every row alike), the median of the rounds' median latencies. ``budget_s`` bounds a
+    round of a slow model (c3d_b8: 1.5 clips/s on 2 busy cores): one warm-up call, then calls until
+    ``runs`` or until ``budget_s`` has passed, at least ``MIN_RUNS``."""
+    from edge.bench import latency_ms
+
+    per_round: dict[str, list[float]] = {k: [] for k in backends}
+    for _ in range(rounds):
+        for name, backend in backends.items():
+            times = latency_ms(backend, clip, runs) if budget_s is None else bounded_latency_ms(
+                backend, clip, runs, budget_s)
+            per_round[name].append(float(np.median(times)))
+    return {k: 1000.0 / float(np.median(v)) for k, v in per_round.items()}
+
+
+def bounded_latency_ms(backend: Backend, clip: np.ndarray, runs: int, budget_s: float) -> np.ndarray:
+    """Latencies (ms) of at most ``runs`` calls after one warm-up, stopping once ``budget_s`` has passed
+    and ``MIN_RUNS`` calls were timed."""
+    backend.infer(clip)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < runs:
+        t0 = time.perf_counter()
+        backend.infer(clip)
+        t1 = time.perf_counter()
+        times.append((t1 - t0) * 1e3)
+        if len(times) >= MIN_RUNS and t1 - start >= budget_s:
+            break
+    return np.asarray(times)
