@@ -12,8 +12,8 @@ For each model of the registry (train.models.list_models):
 2. test clip accuracy and order accuracy (within the synthetic set's time-reversal pairs) on the synthetic set
    ``make demo`` trains on (12 classes, 48 videos a class, 32 frames of 96 px), trained by ``train_run`` for 16
    epochs at the scaled-down geometry TRAIN gives it: the 2D models at the demo's (width 16, 64 px, 8
-   segments), the 3D CNNs at width 16, 32 px and their paper's clip length. TRAIN also says why a model is
-   not trained here; its row then quotes one epoch's cost, timed in the run.
+   segments), the 3D CNNs at width 16, 32 px and their paper's clip length. A model whose training fails
+   keeps its row, with the error in place of its accuracy.
 
 Writes zoo.json, zoo.md and zoo.png (accuracy against ORT fp32 latency) under --out. Each model's ONNX files
 live under --work only while it is measured. ``--quick`` is a smoke test: three models, a tiny data set, one
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
@@ -57,14 +56,6 @@ class Train:
         return f"w{self.width:g} {self.size}px {self.segments}f {self.epochs}ep{opts}"
 
 
-@dataclass(frozen=True)
-class Skip:
-    """Not trained here: ``why``, and ``at`` the setting it would train at, whose epoch the run times."""
-
-    why: str
-    at: Train
-
-
 BATCH = 16  # train_run's (and `edge train`'s) default
 # The demo's data set (edge/demo.py, `make demo`): 36 training and 12 test videos a class.
 DATA = {"classes": 12, "videos_per_class": 48, "frames": 32, "size": 96}
@@ -75,38 +66,24 @@ QUICK_MODELS = ("tsn_resnet18", "tsm_resnet18", "c3d_b5")
 SPEED: dict[str, Any] = {"runs": 20, "rounds": 3, "budget_s": 2.5}
 QUICK_SPEED: dict[str, Any] = {"runs": 3, "rounds": 2, "budget_s": 0.5}
 
-# The scaled-down geometries. Training is the run's cost (the clips are decoded once, so an epoch is 27 batches
-# of forward + backward): the aim is about an hour of training on 2 idle cores, so one or two models of a
-# family whose members differ only in where a layer is replaced, and 16 epochs for every trained model.
+# The scaled-down geometries, 16 epochs each; every model trains in under 3 minutes on 2 cores (the clips are
+# decoded once; an epoch is 27 batches of forward + backward).
 # 2D models: `make demo`'s `edge train` (width 16, 64 px crops, 8 segments; TSM ~1 min on 2 cores).
 DEMO = Train()
 # Clip-fed 3D CNNs: width 16, 32 px, each paper's clip length (C3D 16 frames, Res3D 8). c3d_b5 with 8 frames
-# reached only 0.500 in 12 epochs (order 0.828); with 16 it passed 0.84 by epoch 9, at ~30 s an epoch on
-# 2 cores shared with another job.
+# reached only 0.500 in 12 epochs (order 0.828); with 16 it passed 0.84 by epoch 9.
 C3D = Train(size=32, segments=16)
 RES3D = Train(size=32, segments=8)
-_RESNET50 = "the resnet18 row's network with ResNet-50 bottleneck blocks (same temporal module)"
-_B5_ASYCONV = ("another placement of the asymmetric 3-kernel cascade in c3d-b5 (b5_asyconv3 and b5_asyconv345, "
-               "one conv and all three replaced, bracket it)")
-_B8_ASYCONV = ("c3d-b8 with conv groups replaced by the 5-kernel cascade: the c3d_b8 and b5_asyconv rows cover "
-               "the family")
-_MICRONET = ("the MicroNet with its middle column (M3) or both columns (M4) factorised; b5_m1 (neither) and b5_m2 "
-             "(the left one, asym3d's MicroNet) are trained")
-_MOBILENETV2 = "tsm_mobilenetv2's network with another temporal module (the resnet18 rows compare TSN, TSM, MSTSM)"
 
-# One decision per registered model (a test checks the registry has no model without one): a setting, or
-# Skip with the reason (a model named by --models is trained at its Skip setting anyway).
-TRAIN: dict[str, Train | Skip] = {
-    **{f"{k}_resnet18": DEMO for k in ("tsn", "tsm", "mstsm", "mstsm_tfdem")},
-    # MobileNetV2's width is a channel multiplier (the ResNets' is stem channels); its depthwise convs make
-    # it the slowest 2D model to train on CPU, so one representative
-    "tsm_mobilenetv2": replace(DEMO, width=0.5),
-    **{f"{k}_mobilenetv2": Skip(_MOBILENETV2, replace(DEMO, width=0.5)) for k in ("tsn", "mstsm")},
-    **{f"{k}_resnet50": Skip(_RESNET50, DEMO) for k in ("tsn", "tsm", "mstsm", "mstsm_tfdem")},
-    **{name: C3D for name in ("c3d_b5", "c3d_b8", "b5_asyconv3", "b5_asyconv345", "b5_m1", "b5_m2", "asym3d")},
-    **{f"b5_asyconv{k}": Skip(_B5_ASYCONV, C3D) for k in ("4", "5", "34", "35", "45")},
-    **{f"b5_m{k}": Skip(_MICRONET, C3D) for k in (3, 4)},
-    **{f"b8_asyconv{k}": Skip(_B8_ASYCONV, C3D) for k in ("3", "4", "5", "34", "35", "45", "345")},
+# One setting per registered model (a test checks the registry has no model without one).
+TRAIN: dict[str, Train] = {
+    **{f"{k}_{bb}": DEMO for k in ("tsn", "tsm", "mstsm") for bb in ("resnet18", "resnet50")},
+    **{f"mstsm_tfdem_{bb}": DEMO for bb in ("resnet18", "resnet50")},
+    # MobileNetV2's width is a channel multiplier (the ResNets' is stem channels)
+    **{f"{k}_mobilenetv2": replace(DEMO, width=0.5) for k in ("tsn", "tsm", "mstsm")},
+    **{name: C3D for name in ("c3d_b5", "c3d_b8", "asym3d")},
+    **{f"b{b}_asyconv{k}": C3D for b in (5, 8) for k in ("3", "4", "5", "34", "35", "45", "345")},
+    **{f"b5_m{k}": C3D for k in (1, 2, 3, 4)},
     "res3d18": RES3D,
     # T-C3D at the synthetic set's scale (docs/models.md): S = 3 clips of 4 frames, 2 apart
     "tc3d_res3d18": replace(RES3D, segments=12, options={"clip_len": 4}),
@@ -188,31 +165,6 @@ def measure(name: str, config: Mapping[str, Any], shape: tuple[int, ...], work: 
             "fp32_clips_per_s": speed["fp32"], "int8_clips_per_s": speed["int8"]}
 
 
-def epoch_minutes(name: str, at: Train, n_train: int, classes: int) -> float:
-    """Minutes of the forward and backward passes of one training epoch at ``at`` (decoding not counted),
-    from one batch timed after a warm-up one: the cost a Skip row quotes."""
-    import torch
-
-    from train.engine import training_loss
-    from train.models import build_model
-    from train.run import model_config
-
-    torch.manual_seed(0)
-    model = build_model(name, **model_config(name, classes, at.segments, at.width, at.size, dict(at.options)))
-    x = torch.randn(BATCH, at.segments, 3, at.size, at.size)
-    y = torch.arange(BATCH) % classes
-    for _ in range(2):
-        t0 = time.perf_counter()
-        training_loss(model, model.train()(x), y).backward()
-        step = time.perf_counter() - t0
-    return step * math.ceil(n_train / BATCH) / 60
-
-
-def skip_reason(skip: Skip, minutes: float) -> str:
-    return (f"not trained: {skip.why}; at {skip.at.describe()} one epoch takes about {minutes:.1f} min here "
-            f"({minutes * skip.at.epochs:.0f} min for {skip.at.epochs})")
-
-
 def train_and_eval(name: str, setting: Train, data: Path, out: Path, progress: bool) -> dict[str, Any]:
     """Train ``name`` with ``train_run`` (which picks the model's frame sampling and input: RGB, MOMP
     images) and evaluate its best checkpoint on the test split."""
@@ -231,10 +183,8 @@ def _error(e: Exception) -> str:
     return f"{type(e).__name__}: {str(e).strip().partition(chr(10))[0]}"
 
 
-def zoo_row(name: str, args: argparse.Namespace, data: Path, n_train: int, classes: int,
-            named: bool) -> dict[str, Any]:
-    """One model's row; a stage that fails leaves its cells empty and says why, the row stays. ``named``: the
-    model was asked for by --models, so it is trained even where TRAIN skips it."""
+def zoo_row(name: str, args: argparse.Namespace, data: Path) -> dict[str, Any]:
+    """One model's row; a stage that fails leaves its cells empty and says why, the row stays."""
     from train.models import clip_sampling
 
     q = args.quick
@@ -247,14 +197,10 @@ def zoo_row(name: str, args: argparse.Namespace, data: Path, n_train: int, class
     except Exception as e:  # one model's failure must not cost the other 34 rows
         row["speed_error"] = _error(e)
     setting = TRAIN.get(name)
-    if isinstance(setting, Skip) and named:
-        setting = setting.at  # asked for by name: trained at the setting its reason quotes
     if args.skip_train:
         row["reason"] = "not trained in this run (--skip-train)"
     elif setting is None:
         row["reason"] = "not trained: no entry in benchmarks/zoo.py TRAIN"
-    elif isinstance(setting, Skip):
-        row["reason"] = skip_reason(setting, epoch_minutes(name, setting.at, n_train, classes))
     else:
         setting = replace(setting, epochs=1) if q else setting
         row["trained_at"] = {**asdict(setting), "options": dict(setting.options)}
@@ -280,8 +226,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("runs/bench-zoo"))
     ap.add_argument("--out", type=Path, default=Path("docs/results"))
     ap.add_argument("--quick", action="store_true", help=f"smoke test: {', '.join(QUICK_MODELS)} unless --models")
-    ap.add_argument("--models", help="comma-separated registry names (default: every registered model); a "
-                    "model TRAIN skips is trained when named here")
+    ap.add_argument("--models", help="comma-separated registry names (default: every registered model)")
     ap.add_argument("--skip-train", action="store_true", help="size and speed columns only")
     args = ap.parse_args()
 
@@ -298,7 +243,7 @@ def main() -> None:
     data = synthetic_set(args.work, spec, progress=not args.quick)
     n_train = len((data / "splits" / "trainlist01.txt").read_text().splitlines())
     n_test = len((data / "splits" / "testlist01.txt").read_text().splitlines())
-    rows = [zoo_row(name, args, data, n_train, spec["classes"], named=bool(args.models)) for name in models]
+    rows = [zoo_row(name, args, data) for name in models]
     order = list(FAMILIES.values())
     rows.sort(key=lambda r: (order.index(r["family"]) if r["family"] in order else len(order), r["model"]))
     results = {"cpu": cpu_name(), "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d"), "quick": args.quick,
