@@ -62,7 +62,7 @@ DATA = {"classes": 12, "videos_per_class": 48, "frames": 32, "size": 96}
 QUICK_DATA = {"classes": 12, "videos_per_class": 4, "frames": 16, "size": 48}
 QUICK_MODELS = ("tsn_resnet18", "tsm_resnet18", "c3d_b5")
 # ORT timing per model and precision (clips_per_s): interleaved rounds of up to `runs` calls or `budget_s`
-# seconds; at the papers' geometries c3d_b8 ran 1.5 clips/s on 2 busy cores, TSM ResNet-18 4 to 11
+# seconds, so the slowest models (c3d_b8, T-C3D: a few clips/s) cost seconds, not minutes
 SPEED: dict[str, Any] = {"runs": 20, "rounds": 3, "budget_s": 2.5}
 QUICK_SPEED: dict[str, Any] = {"runs": 3, "rounds": 2, "budget_s": 0.5}
 

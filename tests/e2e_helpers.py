@@ -12,6 +12,13 @@ def edge(*args, check=True):
     return r
 
 
+def synth(out, videos_per_class: int, seed: int, frames: int):
+    """A 4-class synthetic set of 48-px videos at ``out``, written by `edge data synth`."""
+    edge("data", "synth", "--out", out, "--classes", 4, "--videos-per-class", videos_per_class, "--seed", seed,
+         "--frames", frames, "--size", 48)
+    return out
+
+
 def offline_probabilities(bundle, video, rgb: bool = False, **sampling) -> dict[str, float]:
     """The checkpoint in the bundle, in torch, on the video's test clip as `edge eval` samples it (or with the
     ``sampling`` fields of its ClipSpec replaced), of the motion input it takes (RGB frames if ``rgb``)."""

@@ -5,7 +5,7 @@ import json
 
 import cv2
 import pytest
-from e2e_helpers import edge, offline_probabilities
+from e2e_helpers import edge, offline_probabilities, synth
 
 pytestmark = pytest.mark.slow
 
@@ -17,10 +17,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(workdir):
-    out = workdir / "data"
-    edge("data", "synth", "--out", out, "--classes", 4, "--videos-per-class", 4, "--seed", 3, "--frames", 16,
-         "--size", 48)
-    return out
+    return synth(workdir / "data", videos_per_class=4, seed=3, frames=16)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ on a held-out video equals the offline model's on that video's test clip."""
 import json
 
 import pytest
-from e2e_helpers import edge, offline_probabilities
+from e2e_helpers import edge, offline_probabilities, synth
 
 pytestmark = pytest.mark.slow
 # MOMP: windows of N = 9 frames every 4 -> 4 images, the runtime window holds all 4 (fed the 21 RGB frames
@@ -21,10 +21,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("motion") / "data"
-    edge("data", "synth", "--out", out, "--classes", 4, "--videos-per-class", 3, "--seed", 6, "--frames", FRAMES,
-         "--size", 48)
-    return out
+    return synth(tmp_path_factory.mktemp("motion") / "data", videos_per_class=3, seed=6, frames=FRAMES)
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))

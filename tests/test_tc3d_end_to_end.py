@@ -5,7 +5,7 @@ S-clip and all-clips accuracy, `edge export` writes a bundle whose manifest says
 import json
 
 import pytest
-from e2e_helpers import edge, offline_probabilities
+from e2e_helpers import edge, offline_probabilities, synth
 
 pytestmark = pytest.mark.slow
 FRAMES = 24  # 2 clips: parts of 12 frames hold 4 frames 2 apart (k * o = 8), as the paper's parts hold 8 x 2
@@ -18,10 +18,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(workdir):
-    out = workdir / "data"
-    edge("data", "synth", "--out", out, "--classes", 4, "--videos-per-class", 3, "--seed", 4, "--frames", FRAMES,
-         "--size", 48)
-    return out
+    return synth(workdir / "data", videos_per_class=3, seed=4, frames=FRAMES)
 
 
 @pytest.fixture(scope="module")
