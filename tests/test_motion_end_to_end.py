@@ -53,7 +53,10 @@ def test_the_runtime_computes_the_input_the_model_was_trained_on(case, data):
     lines = [json.loads(x) for x in events.read_text().splitlines()]
     assert [x["frame"] for x in lines] == [FRAMES - 1]
     live = {lab: p for lab, p in lines[0]["top5"]}
-    # the decoders differ by a few 8-bit levels (RGBF pixels by ~1 on average)
-    assert live == pytest.approx(offline_probabilities(work / "bundle", data / rel), abs=0.01)
-    if kind == "rgbf":  # fed RGB frames instead, this TSM is off by more (the tiny CaffeNet barely reacts)
+    # the decoders differ by a few 8-bit levels (RGBF pixels by ~1 on average; a MOMP image is min-max
+    # normalised, which stretches such differences)
+    offline = offline_probabilities(work / "bundle", data / rel)
+    assert max(live, key=live.get) == max(offline, key=offline.get)
+    assert live == pytest.approx(offline, abs=0.03)
+    if kind == "rgbf":  # fed RGB frames instead, this TSM is off by more (the 3-epoch CaffeNet gives one class)
         assert live != pytest.approx(offline_probabilities(work / "bundle", data / rel, rgb=True), abs=0.05)

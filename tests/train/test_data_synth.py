@@ -49,6 +49,17 @@ def test_same_seed_same_pixels_other_seed_other_pixels(tmp_path):
     assert np.array_equal(va, vb) and not np.array_equal(va, vc)
 
 
+def test_labels_pick_the_classes_by_name_with_the_same_videos(tmp_path):
+    first = generate(tmp_path / "a", 2, 2, seed=1, frames=8, size=32, progress=False)
+    named = generate(tmp_path / "b", videos_per_class=2, seed=1, frames=8, size=32, progress=False,
+                     labels=("appear", "move_right"))
+    assert named.classes == ["appear", "move_right"] and (named.n_train, named.n_test) == (2, 2)
+    assert (named.out / "splits" / "classInd.txt").read_text() == "1 appear\n2 move_right\n"
+    assert sorted(p.name for p in named.out.iterdir()) == ["appear", "move_right", "splits"]
+    rel = "move_right/move_right_g01_c02.mp4"
+    assert np.array_equal(read_video(first.out / rel), read_video(named.out / rel))
+
+
 def test_classes_come_in_adjacent_reversal_pairs():
     assert len(CLASSES) >= 12 and len(CLASSES) % 2 == 0
     assert [partner(c) for c in CLASSES[:4]] == ["move_right", "move_left", "move_down", "move_up"]
@@ -67,7 +78,10 @@ def test_horizontal_motion_direction_is_visible():
 
 
 @pytest.mark.parametrize("kw, message", [({"classes": 1}, "--classes"), ({"classes": 99}, "--classes"),
-                                         ({"videos_per_class": 1}, "--videos-per-class")])
+                                         ({"videos_per_class": 1}, "--videos-per-class"),
+                                         ({"labels": ("move_left", "jump")}, "labels.*jump"),
+                                         ({"labels": ("appear", "appear")}, "labels"),
+                                         ({"labels": ("appear",)}, "--classes")])
 def test_bad_arguments_are_refused(tmp_path, kw, message):
     with pytest.raises(EdgeError, match=message):
         generate(tmp_path / "x", progress=False, **kw)

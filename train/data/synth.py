@@ -10,6 +10,7 @@ noise keep it from being trivial. Real mp4 files, UCF101-style split files, dete
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,15 +156,23 @@ def _video_rng(seed: int, label: str, index: int) -> np.random.Generator:
 
 
 def generate(out: Path, classes: int = 12, videos_per_class: int = 20, seed: int = 0, frames: int = 32,
-             size: int = 96, fps: int = 15, progress: bool = True) -> SynthSummary:
-    """Write ``classes`` x ``videos_per_class`` videos to ``out`` (atomically), with split files."""
+             size: int = 96, fps: int = 15, progress: bool = True,
+             labels: Sequence[str] | None = None) -> SynthSummary:
+    """Write ``classes`` x ``videos_per_class`` videos to ``out`` (atomically), with split files.
+    ``labels`` picks the classes by name instead of the first ``classes`` of ``CLASSES`` (a task without
+    time-reversal partners, for an order-blind model)."""
+    if labels is not None:
+        unknown = sorted(set(labels) - set(CLASSES))
+        if unknown or len(set(labels)) != len(labels):
+            raise EdgeError(f"synth labels: expected distinct names from {', '.join(CLASSES)}, got {list(labels)}")
+        classes = len(labels)
     if not 2 <= classes <= len(CLASSES):
         raise EdgeError(f"--classes: expected 2..{len(CLASSES)}, got {classes}")
     if videos_per_class < 2:
         raise EdgeError(f"--videos-per-class: expected at least 2 (one train, one test), got {videos_per_class}")
     if frames < 8 or size < 32:
         raise EdgeError(f"synth: need frames >= 8 and size >= 32 (got {frames}, {size})")
-    labels = list(CLASSES[:classes])
+    labels = list(labels or CLASSES[:classes])
     n_test = max(1, round(videos_per_class * 0.25))
     train_lines, test_lines = [], []
     out = Path(out)

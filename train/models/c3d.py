@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from train.models.conv3d import Kernel, layer, max_pool
+from train.models.init import he_init
 
 Group = Sequence[tuple[str, int]]
 
@@ -71,6 +72,7 @@ class Clip3DNet(nn.Module):
             if i < 2:
                 head.append(nn.ReLU(inplace=True))
         self.head = nn.Sequential(*head)
+        he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t, h, w = x.shape[1], x.shape[3], x.shape[4]

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from train.models.init import he_init
 from train.models.resnet import check_inner_widths
 
 # (output channels at width 96, kernel, stride, padding, grouped?, then pool?, then LRN?)
@@ -100,6 +101,7 @@ class CaffeNet(nn.Module):
         # CaffeNet's drop6 / drop7 follow relu6 / relu7 (none before fc6)
         self.head = nn.Sequential(nn.Linear(cin * side * side, fc6), nn.ReLU(inplace=True), drop(),
                                   nn.Linear(fc6, fc7), nn.ReLU(inplace=True), drop(), nn.Linear(fc7, num_classes))
+        he_init(self)  # trained from scratch here, not from ImageNet CaffeNet (docs/models.md)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, h, w = x.shape[0], x.shape[1], x.shape[3], x.shape[4]
