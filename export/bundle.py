@@ -16,7 +16,7 @@ from edge.bench import accuracy
 from edge.bundle import Bundle, sha256_file
 from edge.errors import EdgeError
 from export.int8 import quantize_int8
-from export.onnx import OPSET, export_onnx, max_abs_diff
+from export.onnx import OPSET, export_onnx, parity_error
 from export.qdq import export_qdq
 from train.compress.masks import sparsity_summary
 from train.compress.qat import deployed
@@ -56,9 +56,9 @@ def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bo
         console.print(f"[bold]export[/] {ckpt.model}: ONNX opset {OPSET}")
         export_onnx(model, torch.from_numpy(test[0][0][None]), tmp / "model.onnx")
         bundle.add_file("fp32", "model.onnx")
-        diff = max_abs_diff(model, tmp / "model.onnx", test[0][0][None])
-        console.print(f"parity torch vs ONNX Runtime on a real clip: max abs diff {diff:.2e} "
-                      f"(tolerance {PARITY_TOL:.0e})")
+        diff = parity_error(model, tmp / "model.onnx", test[0][0][None])
+        console.print(f"parity torch vs ONNX Runtime on a real clip: max logit diff / max(1, max |logit|) "
+                      f"{diff:.2e} (tolerance {PARITY_TOL:.0e})")
         if not diff <= PARITY_TOL:
             raise EdgeError(f"export {ckpt_path}: ONNX output differs from torch by {diff:.2e} "
                             f"(> {PARITY_TOL:.0e}); refusing to write a bundle")
@@ -103,7 +103,8 @@ def _extra(ckpt: Checkpoint, ckpt_path: Path, data: Path, diff: float, acc: dict
         "source_checkpoint": {"path": str(ckpt_path), "sha256": sha256_file(ckpt_path),
                               "model": ckpt.model, "config": ckpt.config},
         "opset": OPSET,
-        "parity": {"max_abs_diff": diff, "tolerance": PARITY_TOL, "input": "first test clip"},
+        "parity": {"max_abs_diff": diff, "scaled_by": "max(1, max |torch logit|)", "tolerance": PARITY_TOL,
+                   "input": "first test clip"},
         "accuracy": {"split": "test", "data": str(data), "clips": n, "metric": "clip accuracy",
                      **{k: round(v, 4) for k, v in acc.items()}},
         "int8": None if calib is None else (

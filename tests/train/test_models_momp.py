@@ -179,3 +179,10 @@ def test_other_model_lists_leave_it_out():
     from train.models.c3d import MODELS as C3D_MODELS
 
     assert "momp_caffenet" not in C3D_MODELS
+
+
+def test_he_init_keeps_the_signal_to_the_logits():
+    torch.manual_seed(0)
+    m = build_model("momp_caffenet", num_classes=5, width=16, size=64).eval()
+    with torch.no_grad():
+        assert m(torch.randn(8, 1, 3, 64, 64, generator=torch.Generator().manual_seed(1))).std() > 0.1

@@ -267,7 +267,7 @@ def test_training_loss_without_a_training_forward_is_a_clear_error():
 
 # --- export ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["mstsm_resnet50", "mstsm_tfdem_resnet18"])
+@pytest.mark.parametrize("name", ["mstsm_resnet50", "mstsm_tfdem_resnet18", "mstsm_tfdem_resnet50"])
 def test_onnx_export_matches_torch(name, tmp_path):
     m = tiny(name)
     with torch.no_grad():  # realistic BN statistics so the parity is checked on non-trivial activations
