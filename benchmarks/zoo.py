@@ -88,8 +88,8 @@ TRAIN: dict[str, Train] = {
     # T-C3D at the synthetic set's scale (docs/models.md): S = 3 clips of 4 frames, 2 apart
     "tc3d_res3d18": replace(RES3D, segments=12, options={"clip_len": 4}),
     # one MOMP image per clip (train_run feeds the model's paper's input); CaffeNet needs 55 px at least.
-    # BatchNorm instead of LRN: from scratch (the paper fine-tunes ImageNet CaffeNet) it reached 0.396 here
-    # against LRN's 0.243, of an order-blind ceiling of 0.5
+    # BatchNorm instead of LRN: from scratch (the paper fine-tunes ImageNet CaffeNet) it reached 0.396 in a
+    # trial against LRN's 0.243, of an order-blind ceiling of 0.5
     "momp_caffenet": replace(DEMO, segments=1, options={"norm": "bn"}),
 }
 

@@ -48,4 +48,4 @@ def test_momp_caffenet_learns_an_order_free_task_above_chance(tmp_path):
     best = train_run("momp_caffenet", data, tmp_path / "run", epochs=30, width=16, size=64, segments=1,
                      progress=False)
     assert best.config["num_classes"] == 3
-    assert best.train_state["best"] >= 0.6  # of 18 test clips; chance 1/3 (0.833 on a 2-core Intel Xeon)
+    assert best.train_state["best"] >= 0.6  # of 18 test clips; chance 1/3 (0.778 on a 2-core Intel Xeon)
