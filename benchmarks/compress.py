@@ -16,7 +16,9 @@ T-C3D's row (the paper's own model through deep compression): --model tc3d_res3d
 4. structured pruning by each criterion (l1, covariance, correlation, geometric_median) at one ratio,
    fine-tuned 10 epochs at lr 1e-3: accuracy, GFLOPs and ORT fp32 clips/s;
 5. stacked: the best structured model + INT8, QAT (the int8 stage) and PTQ (`edge export --int8`'s
-   calibration), against the dense fp32 torch eager baseline measured in the same run.
+   calibration), against the dense fp32 torch eager baseline measured in the same run; and the same pruned
+   architecture at the paper's geometry (untrained weights: speed depends on shapes), where the
+   convolutions rather than the per-node costs of a 64 px clip dominate.
 
 Writes compress.json and compress.md under --out; `--quick` runs everything tiny (a smoke test).
 """
@@ -29,6 +31,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 if not __package__:  # run as a script: make `import train` find the package, not this directory
     sys.path[0] = str(Path(__file__).resolve().parents[1])
@@ -121,6 +124,8 @@ def main() -> None:
         engines[f"ORT INT8 PTQ, {best} pruned"] = OrtBackend(work / f"{tag}stacked-ptq" / "model.int8.onnx", "int8")
         results["structured"] = {c: structured[c]["rows"] for c in CRITERIA}
         results["stacked"] = {"criterion": best, "rows": stacked_rows, "ptq_accuracy": ptq_acc}
+        results["paper_geometry"] = paper_geometry_speed(dense_ckpt, stacked / "stages" / "1-filter_prune" /
+                                                         "checkpoint.pt", work / f"{tag}paper-geometry", q)
     # throughput, batch 1, all in this run: dense torch eager fp32 is the baseline
     speed = clips_per_s(engines, clip, runs)
     results["model"] = {"name": ckpt.model, "width": ckpt.config["width"], "segments": ckpt.clip.num_segments,
@@ -228,6 +233,61 @@ finetune_epochs = {ft}
     return structured, best, stacked, stacked_rows, ptq_acc
 
 
+def paper_geometry_speed(dense_ckpt: Path, pruned_ckpt: Path, work: Path, q: bool) -> dict:
+    """Batch-1 clips/s of the stacked model's architecture at its paper's geometry (``build_model``'s defaults,
+    101 classes, the input ``benchmarks.zoo.paper_geometry`` gives), every pruned group keeping the fraction
+    of its channels the pruned checkpoint keeps: torch fp32 eager dense (the baseline), ORT fp32 dense and
+    pruned, ORT INT8 (PTQ, calibrated on random clips) pruned. Untrained weights (small constant spreads so
+    onnxsim stores every tensor): speed depends on the shapes alone."""
+    import torch
+
+    from benchmarks.common import clips_per_s
+    from benchmarks.zoo import paper_geometry
+    from edge.backends.ort import OrtBackend
+    from edge.backends.torch import TorchBackend
+    from export.int8 import quantize_int8
+    from export.onnx import export_onnx
+    from train.compress.surgery import groups
+    from train.engine import Checkpoint
+
+    trained, pruned = Checkpoint.load(dense_ckpt), Checkpoint.load(pruned_ckpt)
+    config, shape = paper_geometry(trained.model)
+    if q:  # the smoke test: a small input, not the paper's
+        shape = (*shape[:3], 64, 64)
+    full = [g.width for g in groups(trained.build())]
+    dense = _built(trained.model, config)
+    paper_full = [g.width for g in groups(dense)]
+    keep = [max(1, round(p * k / f)) for p, k, f in zip(paper_full, pruned.config["inner_widths"], full, strict=True)]
+    slim = _built(trained.model, {**config, "inner_widths": keep})
+    work.mkdir(parents=True, exist_ok=True)
+    clip = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    for name, model in (("dense", dense), ("pruned", slim)):
+        export_onnx(model, torch.from_numpy(clip), work / f"{name}.onnx")
+    Checkpoint(trained.model, dict(config), dense.state_dict(), [str(i) for i in range(config["num_classes"])],
+               {}).save(work / "dense.pt")
+    rng = np.random.default_rng(1)
+    quantize_int8(work / "pruned.onnx", work / "pruned.int8.onnx",
+                  [rng.standard_normal(shape[1:], dtype=np.float32) for _ in range(2 if q else 8)])
+    engines = {"torch fp32 eager, dense": TorchBackend(work / "dense.pt"),
+               "ORT fp32, dense": OrtBackend(work / "dense.onnx"),
+               "ORT fp32, pruned": OrtBackend(work / "pruned.onnx"),
+               "ORT INT8 PTQ, pruned": OrtBackend(work / "pruned.int8.onnx", "int8")}
+    speed = clips_per_s(engines, clip, 3 if q else 20, rounds=2 if q else 3, budget_s=0.5 if q else 3.0)
+    return {"input": list(shape), "inner_widths": keep, "clips_per_s": speed}
+
+
+def _built(name: str, config: dict) -> Any:
+    import torch
+
+    from benchmarks.zoo import spread_constants
+    from train.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name, **config).eval()
+    spread_constants(model)
+    return model
+
+
 def markdown(r: dict) -> str:
     """The results page: the sections of the parts that ran, then the speed table."""
     base = r["clips_per_s"]["torch fp32 eager, dense"]
@@ -264,7 +324,27 @@ def markdown(r: dict) -> str:
         *[f"| {k} | {v:.1f} | {v / base:.2f}x |" for k, v in r["clips_per_s"].items()],
         "",
     ]
+    if "paper_geometry" in r:
+        lines += _paper_geometry_section(r["paper_geometry"], m["name"])
     return "\n".join(lines)
+
+
+def _paper_geometry_section(pg: dict, name: str) -> list[str]:
+    speed = pg["clips_per_s"]
+    base = speed["torch fp32 eager, dense"]
+    _, t, c, h, w = pg["input"]
+    return [
+        f"### The same pruned architecture at the paper's geometry ({t} x {c} x {h} x {w})",
+        "",
+        f"`build_model({name!r}, num_classes=101)` and its pruned twin (each pruned group keeps the fraction of "
+        "its channels the stacked checkpoint keeps), untrained weights (speed depends on shapes); INT8 is PTQ "
+        "calibrated on random clips. 3 interleaved rounds of up to 20 calls or 3 s.",
+        "",
+        "| engine | clips/s (batch 1) | vs torch fp32 eager dense |",
+        "|---|---:|---:|",
+        *[f"| {k} | {v:.1f} | {v / base:.2f}x |" for k, v in speed.items()],
+        "",
+    ]
 
 
 def _deep_section(deep: dict, deep5: dict) -> list[str]:

@@ -20,6 +20,9 @@ def test_the_page_derives_its_ratios_from_the_measurements():
         assert f"| {name} | {v:.1f} | {v / base:.2f}x |" in md
     removed = 1 - r["structured"]["l1"][-1]["gflops"] / r["structured"]["l1"][0]["gflops"]
     assert f"| {removed:.0%} |" in md
+    paper = r["paper_geometry"]["clips_per_s"]  # the same pruned architecture at the paper's geometry
+    for name, v in paper.items():
+        assert f"| {name} | {v:.1f} | {v / paper['torch fp32 eager, dense']:.2f}x |" in md
 
 
 def test_the_low_data_split_keeps_the_first_videos_of_each_class(tmp_path):
