@@ -106,6 +106,19 @@ def bench(bundles: tuple[Path, ...], data: Path | None, rows: str, iters: int, d
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON, for scripts.")
+def doctor(as_json: bool) -> None:
+    """What this machine can do: packages, GStreamer elements, ONNX Runtime providers, GPU, CUDA, our kernels,
+    cameras; one line each with OK / missing and the fix. Exit code 0 when `edge run` can work here."""
+    from edge.doctor import as_json as report_json
+    from edge.doctor import diagnose, render, runnable
+
+    checks = diagnose()
+    click.echo(json.dumps(report_json(checks), indent=2) if as_json else render(checks))
+    sys.exit(0 if runnable(checks) else 1)
+
+
+@main.command()
 @click.argument("bundle_dir", required=False, type=click.Path(path_type=Path))
 @click.option("--ckpt", type=click.Path(path_type=Path), default=None,
               help="A checkpoint (.pt or .edgez) instead of a bundle; exported to a temporary ONNX file.")
