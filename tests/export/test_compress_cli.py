@@ -12,15 +12,14 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from onnx import numpy_helper
 
 from edge.backends.torch import TorchBackend
 from edge.errors import EdgeError
 from edge.preprocess import Preprocess
 from export.bundle import export_bundle
 from export.compress import compress
+from export.sparsity import two_four_table
 from train.compress import masks
-from train.compress.schedule import meets_2_4
 from train.data import dataset_from_dir
 from train.data.synth import generate
 from train.engine import Checkpoint
@@ -165,10 +164,12 @@ def test_two_four_and_int8_stages_keep_their_pattern_into_the_onnx_files(setup, 
     assert not by_name["backbone.stem.0.0"]["met"]  # 3 input channels: no groups of 4
     assert all(r["met"] for n, r in by_name.items() if r["shape"][1] % 4 == 0)  # through the fine-tune too
     assert by_name["fc"]["density"] == pytest.approx(0.5)
-    # what TensorRT will see: every ONNX weight with 4k input channels still meets 2:4 (BN folded in)
-    graph = onnx.load(str(out / "stages" / "1-semi_structured" / "model.onnx")).graph
-    convs = [numpy_helper.to_array(i) for i in graph.initializer if numpy_helper.to_array(i).ndim == 4]
-    assert convs and all(meets_2_4(w) for w in convs if w.shape[1] % 4 == 0)
+    # what TensorRT will see (`edge build --sparse`'s check): every ONNX Conv/Gemm weight with 4k input
+    # channels still meets 2:4, BN folded in, and through the Q/DQ export of the int8 stage too
+    for onnx_file in (out / "stages" / "1-semi_structured" / "model.onnx", out / "stages" / "2-int8" / "model.int8.onnx"):
+        table = two_four_table(onnx_file)
+        assert len(table) == len(by_name)
+        assert all(r.met for r in table if r.shape[1] % 4 == 0) and not all(r.met for r in table), onnx_file
     assert [r["kind"] for r in rows] == ["input", "semi_structured", "int8"]
     assert rows[2]["size_mb"] < rows[1]["size_mb"]  # the Q/DQ file (at this size, mostly graph, not weights)
     q = onnx.load(str(out / "stages" / "2-int8" / "model.int8.onnx")).graph
