@@ -1,0 +1,160 @@
+"""ONNX -> TensorRT engine (`edge build`), written against TensorRT 10's Python API for a Jetson or desktop
+GPU user to run unchanged: `build_serialized_network`, memory-pool limits, optimization profiles on named
+inputs, a timing cache, explicit quantization from the bundle's Q/DQ model, SPARSE_WEIGHTS after our own
+2:4 check, DLA with GPU fallback. TensorRT cannot run where this project is developed and tested, so the
+logic here is unit-tested against a fake `tensorrt` module (tests/export/fake_tensorrt.py) and
+docs/tensorrt.md lists what has not run on the real one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import onnx
+
+from edge.atomic import atomic_path
+from edge.bundle import Bundle
+from edge.errors import EdgeError
+from export.sparsity import format_table, two_four_table
+
+BUILD_PRECISIONS = ("fp32", "fp16", "int8", "best")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """``precision``: fp32 / fp16 / int8 (the bundle's Q/DQ model, explicit quantization) / best (int8 with
+    fp16 for the layers INT8 cannot serve); ``max_batch``: the profile's batch range is 1..max_batch."""
+
+    precision: str = "int8"
+    sparse: bool = False
+    workspace_mb: int = 1024
+    max_batch: int = 1
+    timing_cache: Path | None = None
+    dla: int | None = None
+
+
+def import_tensorrt() -> ModuleType:
+    try:
+        import tensorrt
+    except ImportError as e:
+        raise EdgeError(f"TensorRT is not installed: {e} (JetPack ships it; elsewhere pip install -e .[jetson]; "
+                        "`edge doctor` says what this machine has)") from None
+    return tensorrt
+
+
+def source_model(bundle: Bundle, precision: str) -> Path:
+    """The ONNX file an engine of ``precision`` is built from: the Q/DQ model for int8 and best."""
+    if precision not in BUILD_PRECISIONS:
+        raise EdgeError(f"--precision: expected one of {', '.join(BUILD_PRECISIONS)}, got {precision!r}")
+    if precision in ("int8", "best"):
+        if "int8" not in bundle.files:
+            raise EdgeError(f"bundle {bundle.root}: no INT8 Q/DQ model for --precision {precision}; run `edge export "
+                            "--int8` first (TensorRT's implicit calibrator is deprecated since 10.1)")
+        return bundle.path("int8")
+    return bundle.path("fp32")
+
+
+def parse_errors(parser: Any, model: onnx.ModelProto) -> list[str]:
+    """One line per parser error: the ONNX node (index, name, op type, from our own copy of the graph, so
+    every TensorRT version reports the same) and TensorRT's message."""
+    nodes = model.graph.node
+    lines = []
+    for i in range(parser.num_errors):
+        err = parser.get_error(i)
+        k = err.node()
+        where = f"node {k} {nodes[k].name or '?'} ({nodes[k].op_type})" if 0 <= k < len(nodes) else "graph"
+        lines.append(f"{where}: {err.desc()}")
+    return lines
+
+
+def configure(trt: ModuleType, builder: Any, network: Any, options: BuildOptions) -> Any:
+    """The builder config for ``options``: precision flags, workspace, a batch profile per input, DLA."""
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
+    flags = {"fp32": [], "fp16": ["FP16"], "int8": ["INT8"], "best": ["INT8", "FP16"]}[options.precision]
+    if options.sparse:
+        flags.append("SPARSE_WEIGHTS")
+    for flag in flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+    profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        shape = list(tensor.shape)
+        if shape[0] == -1:  # the dynamic batch axis every export has; the other axes are fixed
+            profile.set_shape(tensor.name, [1, *shape[1:]], [options.max_batch, *shape[1:]],
+                              [options.max_batch, *shape[1:]])
+    config.add_optimization_profile(profile)
+    if options.dla is not None:
+        if builder.num_DLA_cores <= options.dla:
+            raise EdgeError(f"--dla {options.dla}: this device has {builder.num_DLA_cores} DLA core(s)")
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = options.dla
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+    return config
+
+
+def build_engine(bundle_dir: Path, options: BuildOptions, gpu: dict[str, str] | None = None) -> Path:
+    """Build ``model.<precision>.engine`` into the bundle and record it (and its metadata) in the manifest.
+    ``gpu``: name and compute capability for the metadata (default: asked of pycuda)."""
+    trt = import_tensorrt()
+    gpu = gpu or gpu_identity()
+    bundle = Bundle.load(bundle_dir)
+    onnx_path = source_model(bundle, options.precision)
+    model = onnx.load(str(onnx_path))
+    sparse_rows = two_four_table(onnx_path) if options.sparse else []
+    if options.sparse:
+        print(format_table(sparse_rows))
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        raise EdgeError(f"{onnx_path}: TensorRT's ONNX parser refused it:\n" + "\n".join(parse_errors(parser, model)))
+    config = configure(trt, builder, network, options)
+    cache = _load_timing_cache(config, options.timing_cache)
+    t0 = time.time()
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise EdgeError(f"{onnx_path}: TensorRT could not build an engine (its log above says why)")
+    seconds = time.time() - t0
+    if options.timing_cache is not None:
+        with atomic_path(options.timing_cache) as tmp:
+            tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
+    name = f"model.{options.precision}.engine"
+    with atomic_path(bundle.root / name) as tmp:
+        tmp.write_bytes(bytes(engine))
+    bundle.add_file(f"engine-{options.precision}", name)
+    bundle.extra.setdefault("engines", {})[options.precision] = {
+        "file": name, "tensorrt": trt.__version__, **gpu, "precision": options.precision,
+        "max_batch": options.max_batch, "dla": options.dla, "timing_cache": None if cache is None else str(cache),
+        "build_seconds": round(seconds, 1), "source": onnx_path.name,
+        "sparse_layers": [r.name for r in sparse_rows if r.met] if options.sparse else None,
+        **({"two_four": [r._asdict() for r in sparse_rows]} if options.sparse else {})}
+    bundle.save()
+    return bundle.root / name
+
+
+def _load_timing_cache(config: Any, path: Path | None) -> Path | None:
+    """Start from the timing cache at ``path`` when there is one (builds of the same layers reuse their
+    measured tactics); a cache from another TensorRT or GPU is refused by TensorRT, not silently used."""
+    if path is None:
+        return None
+    data = path.read_bytes() if path.is_file() else b""
+    config.set_timing_cache(config.create_timing_cache(data), ignore_mismatch=False)
+    return path
+
+
+def gpu_identity() -> dict[str, str]:
+    """This GPU's name and compute capability, from pycuda (the runtime's CUDA binding)."""
+    try:
+        import pycuda.driver as cuda
+    except ImportError as e:
+        raise EdgeError(f"pycuda is not installed: {e} (pip install -e .[jetson])") from None
+    cuda.init()
+    dev = cuda.Device(0)
+    major, minor = dev.compute_capability()
+    return {"gpu": dev.name(), "compute_capability": f"{major}.{minor}"}
