@@ -65,7 +65,7 @@ def latency_ms(backend: Backend, clip: np.ndarray, iters: int, warmup: int = 5) 
 
 
 def _size_mb(bundle: Bundle, backend: str, precision: str) -> float:
-    role = "checkpoint" if backend == "torch" else precision
+    role = {"torch": "checkpoint", "tensorrt": f"engine-{precision}", "trt": f"engine-{precision}"}.get(backend, precision)
     return bundle.path(role).stat().st_size / 2**20
 
 

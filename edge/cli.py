@@ -59,7 +59,7 @@ def _unavailable(name: str, missing: str) -> click.Command:
 @click.option("--source", required=True, help="file://x.mp4, test://, v4l2:///dev/video0, rtsp://..., csi://0")
 @click.option("--output", "outputs", multiple=True,
               help="file://out.mp4, json://events.jsonl, display://, rtp://host:port (repeatable)")
-@click.option("--backend", default="ort", show_default=True, help="ort or torch")
+@click.option("--backend", default="ort", show_default=True, help="ort, torch or tensorrt (an `edge build` engine)")
 @click.option("--precision", default="fp32", show_default=True, help="fp32 or int8")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or tensorrt (ORT provider)")
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")

@@ -12,7 +12,7 @@ import numpy as np
 from edge.bundle import Bundle
 from edge.errors import EdgeError
 
-BACKENDS = ("ort", "torch")
+BACKENDS = ("ort", "torch", "tensorrt")
 
 
 class Backend(Protocol):
@@ -23,7 +23,8 @@ class Backend(Protocol):
 
 
 def open_backend(bundle: Bundle, backend: str = "ort", precision: str = "fp32", device: str = "cpu") -> Backend:
-    """Open ``backend`` ("ort" or "torch") for ``precision`` on ``device`` ("cpu" or "cuda")."""
+    """Open ``backend`` ("ort", "torch" or "tensorrt") for ``precision`` on ``device`` ("cpu" or "cuda";
+    TensorRT runs the engine `edge build` wrote for ``precision``, on the GPU)."""
     if backend == "ort":
         from edge.backends.ort import OrtBackend
 
@@ -34,4 +35,12 @@ def open_backend(bundle: Bundle, backend: str = "ort", precision: str = "fp32", 
         from edge.backends.torch import TorchBackend
 
         return TorchBackend(bundle.path("checkpoint"), device=device)
+    if backend in ("tensorrt", "trt"):  # `edge bench --rows trt:int8`
+        meta = bundle.extra.get("engines", {}).get(precision)
+        if meta is None:
+            raise EdgeError(f"bundle {bundle.root}: no TensorRT {precision} engine; build one with "
+                            f"`edge build --bundle {bundle.root} --precision {precision}`")
+        from edge.backends.tensorrt import TensorRTBackend
+
+        return TensorRTBackend(bundle.path(f"engine-{precision}"), meta, precision)
     raise EdgeError(f"--backend: unknown backend {backend!r} (expected one of: {', '.join(BACKENDS)})")
