@@ -5,7 +5,7 @@ PY := .venv/bin/python
 APT_PACKAGES := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
 	gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 libgirepository1.0-dev libcairo2-dev \
-	pkg-config python3-dev gcc gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
+	pkg-config python3-dev gcc gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp shellcheck
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NVCC := $(shell command -v nvcc 2>/dev/null)
 
@@ -41,6 +41,7 @@ bench-kernels: kernels
 lint: .stamps/venv
 	.venv/bin/ruff check edge train export kernels tests benchmarks
 	.venv/bin/lint-imports
+	shellcheck jetson/*.sh
 
 test: .stamps/venv
 	$(MAKE) --no-print-directory lint
