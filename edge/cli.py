@@ -55,8 +55,8 @@ def _unavailable(name: str, missing: str) -> click.Command:
 
 
 @main.command()
-@click.option("--model", "bundle_dir", required=True, type=click.Path(path_type=Path), help="Bundle directory.")
-@click.option("--source", required=True, help="file://x.mp4, test://, v4l2:///dev/video0, rtsp://..., csi://0")
+@click.option("--model", "bundle_dir", type=click.Path(path_type=Path), help="Bundle directory.")
+@click.option("--source", help="file://x.mp4, test://, v4l2:///dev/video0, rtsp://..., csi://0")
 @click.option("--output", "outputs", multiple=True,
               help="file://out.mp4, json://events.jsonl, display://, rtp://host:port (repeatable)")
 @click.option("--backend", default="ort", show_default=True, help="ort, torch or tensorrt (an `edge build` engine)")
@@ -65,13 +65,28 @@ def _unavailable(name: str, missing: str) -> click.Command:
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
 @click.option("--max-reconnects", type=click.IntRange(min=0), default=0, show_default=True,
               help="Give up on a dropped live source after this many consecutive reconnects (0: never).")
-def run(bundle_dir: Path, source: str, outputs: tuple[str, ...], backend: str, precision: str, device: str,
-        max_frames: int | None, max_reconnects: int) -> None:
+@click.option("--preset", default=None,
+              help="TOML file, or a name in jetson/presets/ (csi, usb), giving these options; the command line wins.")
+@click.pass_context
+def run(ctx: click.Context, bundle_dir: Path | None, source: str | None, outputs: tuple[str, ...], backend: str,
+        precision: str, device: str, max_frames: int | None, max_reconnects: int, preset: str | None) -> None:
     """Classify a video stream with a bundle and write the annotated video / events."""
     from edge.backends import open_backend
     from edge.bundle import Bundle
     from edge.pipeline import run as run_pipeline
 
+    if preset is not None:
+        from edge.presets import load_preset, merge
+
+        given = {"bundle_dir": bundle_dir, "source": source, "outputs": outputs, "backend": backend,
+                 "precision": precision, "device": device, "max_reconnects": max_reconnects}
+        typed = {k for k in given if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+        opts = merge(load_preset(preset), given, typed)
+        bundle_dir, source, outputs = Path(opts["bundle_dir"]) if opts["bundle_dir"] else None, opts["source"], opts["outputs"]
+        backend, precision, device, max_reconnects = opts["backend"], opts["precision"], opts["device"], opts["max_reconnects"]
+    for value, flag in ((bundle_dir, "--model"), (source, "--source")):
+        if value is None:
+            raise EdgeError(f"edge run: {flag} is required (on the command line or in --preset)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # reconnects, one line each on stderr
     bundle = Bundle.load(bundle_dir)
     engine = open_backend(bundle, backend, precision, device)
