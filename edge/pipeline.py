@@ -22,6 +22,7 @@ from edge.errors import EdgeError
 from edge.gst import gst, launch
 from edge.motion import FrameFeed
 from edge.sinks import Decision, Sink, open_sink
+from edge.systemd import Watchdog
 from edge.sources import Source, parse_source
 from edge.window import ScoreSmoother, SlidingWindow, softmax
 
@@ -147,6 +148,7 @@ def _loop(bundle: Bundle, backend: Backend, src: Source, sinks: list[Sink], summ
     sets the delay and is bounded by ``max_reconnects``) only resets after ``stable_s`` of frames, so a
     flapping source backs off instead of reconnecting at the first step forever."""
     failures = 0
+    watchdog = Watchdog()  # READY=1 / WATCHDOG=1 under systemd (jetson/edge.service); a no-op elsewhere
     while True:
         window, smoother, current, up_since = SlidingWindow(bundle.clip), ScoreSmoother(smoothing), None, None
         feed = FrameFeed(bundle.motion, bundle.preprocess.resize)  # a reconnect restarts the motion as the window
@@ -167,6 +169,7 @@ def _loop(bundle: Bundle, backend: Backend, src: Source, sinks: list[Sink], summ
                 for s in sinks:
                     s.frame(rgb, fps, current)
                 summary.frames += 1
+                watchdog.alive()
                 if max_frames is not None and summary.frames >= max_frames:
                     return
             return
@@ -178,6 +181,7 @@ def _loop(bundle: Bundle, backend: Backend, src: Source, sinks: list[Sink], summ
             summary.reconnects += 1
             delay = min(BACKOFF_S * 2 ** (failures - 1), BACKOFF_MAX_S)
             log.warning("%s: dropped (%s); reconnect %d in %.2f s", src.uri, e, failures, delay)
+            watchdog.alive()  # waiting on purpose, not hung
             time.sleep(delay)
 
 
