@@ -22,8 +22,8 @@ from edge.errors import EdgeError
 from edge.gst import gst, launch
 from edge.motion import FrameFeed
 from edge.sinks import Decision, Sink, open_sink
-from edge.systemd import Watchdog
 from edge.sources import Source, parse_source
+from edge.systemd import Watchdog
 from edge.window import ScoreSmoother, SlidingWindow, softmax
 
 log = logging.getLogger(__name__)
