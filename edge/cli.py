@@ -75,23 +75,21 @@ def run(ctx: click.Context, bundle_dir: Path | None, source: str | None, outputs
     from edge.bundle import Bundle
     from edge.pipeline import run as run_pipeline
 
+    opts = {"bundle_dir": bundle_dir, "source": source, "outputs": outputs, "backend": backend,
+            "precision": precision, "device": device, "max_reconnects": max_reconnects}
     if preset is not None:
         from edge.presets import load_preset, merge
 
-        given = {"bundle_dir": bundle_dir, "source": source, "outputs": outputs, "backend": backend,
-                 "precision": precision, "device": device, "max_reconnects": max_reconnects}
-        typed = {k for k in given if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
-        opts = merge(load_preset(preset), given, typed)
-        bundle_dir, source, outputs = Path(opts["bundle_dir"]) if opts["bundle_dir"] else None, opts["source"], opts["outputs"]
-        backend, precision, device, max_reconnects = opts["backend"], opts["precision"], opts["device"], opts["max_reconnects"]
-    for value, flag in ((bundle_dir, "--model"), (source, "--source")):
-        if value is None:
+        typed = {k for k in opts if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+        opts = merge(load_preset(preset), opts, typed)
+    for key, flag in (("bundle_dir", "--model"), ("source", "--source")):
+        if opts[key] is None:
             raise EdgeError(f"edge run: {flag} is required (on the command line or in --preset)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # reconnects, one line each on stderr
-    bundle = Bundle.load(bundle_dir)
-    engine = open_backend(bundle, backend, precision, device)
-    summary = run_pipeline(bundle, engine, source, list(outputs), max_frames=max_frames,
-                           max_reconnects=max_reconnects)
+    bundle = Bundle.load(Path(opts["bundle_dir"]))
+    engine = open_backend(bundle, opts["backend"], opts["precision"], opts["device"])
+    summary = run_pipeline(bundle, engine, opts["source"], list(opts["outputs"]), max_frames=max_frames,
+                           max_reconnects=opts["max_reconnects"])
     click.echo(summary.describe())
 
 
