@@ -31,7 +31,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 if not __package__:  # run as a script: make `import train` find the package, not this directory
     sys.path[0] = str(Path(__file__).resolve().parents[1])
@@ -242,7 +241,7 @@ def paper_geometry_speed(dense_ckpt: Path, pruned_ckpt: Path, work: Path, q: boo
     import torch
 
     from benchmarks.common import clips_per_s
-    from benchmarks.zoo import paper_geometry
+    from benchmarks.zoo import paper_geometry, untrained
     from edge.backends.ort import OrtBackend
     from edge.backends.torch import TorchBackend
     from export.int8 import quantize_int8
@@ -255,10 +254,10 @@ def paper_geometry_speed(dense_ckpt: Path, pruned_ckpt: Path, work: Path, q: boo
     if q:  # the smoke test: a small input, not the paper's
         shape = (*shape[:3], 64, 64)
     full = [g.width for g in groups(trained.build())]
-    dense = _built(trained.model, config)
+    dense = untrained(trained.model, config)
     paper_full = [g.width for g in groups(dense)]
     keep = [max(1, round(p * k / f)) for p, k, f in zip(paper_full, pruned.config["inner_widths"], full, strict=True)]
-    slim = _built(trained.model, {**config, "inner_widths": keep})
+    slim = untrained(trained.model, {**config, "inner_widths": keep})
     work.mkdir(parents=True, exist_ok=True)
     clip = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     for name, model in (("dense", dense), ("pruned", slim)):
@@ -276,21 +275,8 @@ def paper_geometry_speed(dense_ckpt: Path, pruned_ckpt: Path, work: Path, q: boo
     return {"input": list(shape), "inner_widths": keep, "clips_per_s": speed}
 
 
-def _built(name: str, config: dict) -> Any:
-    import torch
-
-    from benchmarks.zoo import spread_constants
-    from train.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model(name, **config).eval()
-    spread_constants(model)
-    return model
-
-
 def markdown(r: dict) -> str:
     """The results page: the sections of the parts that ran, then the speed table."""
-    base = r["clips_per_s"]["torch fp32 eager, dense"]
     m = r["model"]
     first = r["deep"]["rows"][0] if "deep" in r else r["structured"]["l1"][0]  # the input model's row
     lines = [
@@ -319,10 +305,7 @@ def markdown(r: dict) -> str:
         "Batch 1, ONNX Runtime with its default threads; 5 interleaved rounds of 20 calls per engine, the "
         "median of the rounds' medians.",
         "",
-        "| engine | clips/s (batch 1) | vs torch fp32 eager dense |",
-        "|---|---:|---:|",
-        *[f"| {k} | {v:.1f} | {v / base:.2f}x |" for k, v in r["clips_per_s"].items()],
-        "",
+        *_speed_table(r["clips_per_s"]),
     ]
     if "paper_geometry" in r:
         lines += _paper_geometry_section(r["paper_geometry"], m["name"])
@@ -330,8 +313,6 @@ def markdown(r: dict) -> str:
 
 
 def _paper_geometry_section(pg: dict, name: str) -> list[str]:
-    speed = pg["clips_per_s"]
-    base = speed["torch fp32 eager, dense"]
     _, t, c, h, w = pg["input"]
     return [
         f"### The same pruned architecture at the paper's geometry ({t} x {c} x {h} x {w})",
@@ -340,11 +321,15 @@ def _paper_geometry_section(pg: dict, name: str) -> list[str]:
         "its channels the stacked checkpoint keeps), untrained weights (speed depends on shapes); INT8 is PTQ "
         "calibrated on random clips. 3 interleaved rounds of up to 20 calls or 3 s.",
         "",
-        "| engine | clips/s (batch 1) | vs torch fp32 eager dense |",
-        "|---|---:|---:|",
-        *[f"| {k} | {v:.1f} | {v / base:.2f}x |" for k, v in speed.items()],
-        "",
+        *_speed_table(pg["clips_per_s"]),
     ]
+
+
+def _speed_table(speed: dict) -> list[str]:
+    """clips/s per engine and the ratio to the first row, torch fp32 eager dense (the baseline)."""
+    base = speed["torch fp32 eager, dense"]
+    return ["| engine | clips/s (batch 1) | vs torch fp32 eager dense |", "|---|---:|---:|",
+            *[f"| {k} | {v:.1f} | {v / base:.2f}x |" for k, v in speed.items()], ""]
 
 
 def _deep_section(deep: dict, deep5: dict) -> list[str]:

@@ -133,6 +133,18 @@ def spread_constants(model: Any, seed: int = 0) -> None:
                 t.add_(torch.rand(t.shape, generator=gen) * 0.02 - 0.01)
 
 
+def untrained(name: str, config: Mapping[str, Any]) -> Any:
+    """``build_model(name, **config)`` in eval mode, seeded, with ``spread_constants``: what speed is timed on."""
+    import torch
+
+    from train.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name, **config).eval()
+    spread_constants(model)
+    return model
+
+
 def measure(name: str, config: Mapping[str, Any], shape: tuple[int, ...], work: Path, *, runs: int, rounds: int,
             budget_s: float, calib: int = 2) -> dict[str, Any]:
     """Parameters, GFLOPs and ORT fp32 / INT8 batch-1 clips/s of ``build_model(name, **config)``, untrained, at
@@ -144,11 +156,8 @@ def measure(name: str, config: Mapping[str, Any], shape: tuple[int, ...], work: 
     from edge.inspect import inspect_onnx
     from export.int8 import quantize_int8
     from export.onnx import export_onnx
-    from train.models import build_model
 
-    torch.manual_seed(0)
-    model = build_model(name, **config).eval()
-    spread_constants(model)
+    model = untrained(name, config)
     torch_params = sum(p.numel() for p in model.parameters())
     work.mkdir(parents=True, exist_ok=True)
     try:
