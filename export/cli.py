@@ -51,8 +51,10 @@ def compress_cmd(ckpt: Path, recipe: Path, data: Path, out: Path, resume: bool) 
 @click.option("--precision", type=click.Choice(["int8", "fp16", "fp32", "best"]), default="int8", show_default=True,
               help="best: INT8 with FP16 for the layers INT8 cannot serve.")
 @click.option("--sparse", is_flag=True, help="Let TensorRT use 2:4 sparse kernels; prints which layers meet 2:4.")
-@click.option("--workspace", "workspace_mb", default=1024, show_default=True, help="Builder workspace (MB).")
-@click.option("--max-batch", default=1, show_default=True, help="Largest batch the engine accepts (multi-stream).")
+@click.option("--workspace", "workspace_mb", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Builder workspace (MB).")
+@click.option("--max-batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Largest batch the engine accepts (multi-stream).")
 @click.option("--timing-cache", type=click.Path(path_type=Path), default=None,
               help="Read and update this timing cache (later builds reuse the measured tactics).")
 @click.option("--dla", type=int, default=None, help="DLA core (Jetson AGX/Orin), with GPU fallback.")
@@ -61,8 +63,6 @@ def build_cmd(bundle_dir: Path, precision: str, sparse: bool, workspace_mb: int,
     """Build a TensorRT engine into the bundle (model.<precision>.engine) and record it in the manifest."""
     from export.tensorrt import BuildOptions, build_engine
 
-    if max_batch < 1:
-        raise click.BadParameter(f"expected >= 1, got {max_batch}", param_hint="--max-batch")
     path = build_engine(bundle_dir, BuildOptions(precision, sparse, workspace_mb, max_batch, timing_cache, dla))
     click.echo(f"wrote {path}")
 
