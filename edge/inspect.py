@@ -86,7 +86,8 @@ def _load(path: Path) -> onnx.ModelProto:
                         f"{str(e).strip().partition(chr(10))[0]})") from None
 
 
-def _constants(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+def constants(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    """Every tensor known without running the graph: initializers and Constant nodes' values."""
     consts = {i.name: i for i in graph.initializer}
     for n in graph.node:
         if n.op_type == "Constant":
@@ -161,7 +162,7 @@ def inspect_onnx(path: str | Path, shapes: Mapping[str, Sequence[int]] | None = 
     proto = _load(path)
     graph = proto.graph
     inputs = _input_shapes(graph, path, shapes or {})
-    consts = _constants(graph)
+    consts = constants(graph)
     weights = _parameters(graph, consts)
     producer = {o: n for n in graph.node for o in n.output}
 

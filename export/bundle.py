@@ -18,12 +18,14 @@ from edge.errors import EdgeError
 from export.int8 import quantize_int8
 from export.onnx import OPSET, export_onnx, parity_error
 from export.qdq import export_qdq
+from export.trt_qdq import quantize_for_tensorrt
 from train.compress.masks import sparsity_summary
 from train.compress.qat import deployed
 from train.engine import Checkpoint
 from train.run import calibration_clips, eval_clips
 
 PARITY_TOL = 1e-4
+TRT_INT8 = "model.int8.trt.onnx"  # Q/DQ placed for TensorRT (export/trt_qdq.py): what `edge build` compiles
 console = Console(stderr=True)
 
 
@@ -72,6 +74,9 @@ def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bo
                                       limit=calib_clips)
             console.print(f"INT8: calibrating on {len(clips)} clips from {calib}")
             quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx", clips)
+            quantize_for_tensorrt(tmp / "model.onnx", tmp / TRT_INT8, clips)
+            bundle.add_file("int8-trt", TRT_INT8)
+            report.accuracy["int8-trt"] = accuracy(OrtBackend(tmp / TRT_INT8, "int8"), test)
         if int8:
             bundle.add_file("int8", "model.int8.onnx")
             report.accuracy["int8"] = accuracy(OrtBackend(tmp / "model.int8.onnx", "int8"), test)
@@ -109,10 +114,49 @@ def _extra(ckpt: Checkpoint, ckpt_path: Path, data: Path, diff: float, acc: dict
                      **{k: round(v, 4) for k, v in acc.items()}},
         "int8": None if calib is None else (
             {"format": "QDQ", "method": "qat", "weights": "int8 per-channel symmetric",
-             "activations": "int8 per-tensor symmetric"} if "qat" in ckpt.train_state else
-            {"format": "QDQ", "calibration": str(calib), "method": "minmax", "weights": "int8 per-channel symmetric",
-             "activations": "uint8 per-tensor"}),
+             "activations": "int8 per-tensor symmetric"} if "qat" in ckpt.train_state else _ptq_info(calib)),
     }
 
 
-__all__ = ["export_bundle", "ExportReport"]
+def _ptq_info(calib: Path) -> dict[str, Any]:
+    return {"format": "QDQ", "calibration": str(calib), "method": "minmax", "weights": "int8 per-channel symmetric",
+            "activations": "uint8 per-tensor",
+            "tensorrt": {"file": TRT_INT8, "placement": "TensorRT's (nvidia-modelopt's rules, export/trt_qdq.py)",
+                         "method": "max |x|", "weights": "int8 per-channel symmetric",
+                         "activations": "int8 per-tensor symmetric"}}
+
+
+def add_int8(bundle_dir: Path, calib: Path, calib_clips: int = 64) -> Bundle:
+    """Calibrate the INT8 Q/DQ models a bundle lacks (``edge build --calib``): the same post-training
+    min/max as ``edge export --int8`` on ``calib``'s train split, for ONNX Runtime and for TensorRT; an INT8
+    model already there (a QAT one) is kept. Accuracy is measured on the test split the fp32 model's was,
+    when that dataset is still where the manifest says."""
+    if not Path(calib).is_dir():
+        raise EdgeError(f"--calib {calib}: no such directory (expected a dataset root with a train split)")
+    bundle = Bundle.load(bundle_dir)
+    clips = calibration_clips(calib, bundle.preprocess, bundle.clip, bundle.labels, motion=bundle.motion,
+                              limit=calib_clips)
+    if not clips:
+        raise EdgeError(f"--calib {calib}: its train split has no readable videos")
+    console.print(f"INT8: calibrating on {len(clips)} clips from {calib}")
+    made = {}
+    if "int8" not in bundle.files:
+        made["int8"] = quantize_int8(bundle.path("fp32"), bundle.root / "model.int8.onnx", clips)
+    made["int8-trt"] = quantize_for_tensorrt(bundle.path("fp32"), bundle.root / TRT_INT8, clips)
+    bundle.extra["int8"] = bundle.extra.get("int8") or _ptq_info(calib)
+    bundle.extra["int8"]["tensorrt"] = _ptq_info(calib)["tensorrt"]
+    bundle.extra["precision"] = ["fp32", "int8"]
+    measured = bundle.extra.get("accuracy", {})
+    test_data = Path(measured["data"]) if measured.get("data") else None
+    test = list(eval_clips(test_data, bundle.preprocess, bundle.clip, bundle.labels, bundle.motion)) \
+        if test_data is not None and test_data.is_dir() else []
+    for role, path in made.items():
+        bundle.add_file(role, path.name)
+        if test:
+            measured[role] = round(accuracy(OrtBackend(path, "int8"), test), 4)
+            console.print(f"test clip accuracy ({role}, ONNX Runtime): {measured[role]:.3f} on {len(test)} clips")
+    bundle.save()
+    return bundle
+
+
+__all__ = ["add_int8", "export_bundle", "ExportReport"]

@@ -58,12 +58,16 @@ def compress_cmd(ckpt: Path, recipe: Path, data: Path, out: Path, resume: bool) 
 @click.option("--timing-cache", type=click.Path(path_type=Path), default=None,
               help="Read and update this timing cache (later builds reuse the measured tactics).")
 @click.option("--dla", type=int, default=None, help="DLA core (Jetson AGX/Orin), with GPU fallback.")
+@click.option("--calib", type=click.Path(path_type=Path), default=None,
+              help="int8/best on a bundle without a Q/DQ model: calibrate one first on this dataset's train split.")
+@click.option("--calib-clips", type=click.IntRange(min=1), default=64, show_default=True)
 def build_cmd(bundle_dir: Path, precision: str, sparse: bool, workspace_mb: int, max_batch: int,
-              timing_cache: Path | None, dla: int | None) -> None:
+              timing_cache: Path | None, dla: int | None, calib: Path | None, calib_clips: int) -> None:
     """Build a TensorRT engine into the bundle (model.<precision>.engine) and record it in the manifest."""
     from export.tensorrt import BuildOptions, build_engine
 
-    path = build_engine(bundle_dir, BuildOptions(precision, sparse, workspace_mb, max_batch, timing_cache, dla))
+    path = build_engine(bundle_dir, BuildOptions(precision, sparse, workspace_mb, max_batch, timing_cache, dla,
+                                                 calib, calib_clips))
     click.echo(f"wrote {path}")
 
 

@@ -1,9 +1,9 @@
 """ONNX -> TensorRT engine (`edge build`), written against TensorRT 10's Python API for a Jetson or desktop
 GPU user to run unchanged: `build_serialized_network`, memory-pool limits, optimization profiles on named
-inputs, a timing cache, explicit quantization from the bundle's Q/DQ model, SPARSE_WEIGHTS after our own
-2:4 check, DLA with GPU fallback. TensorRT cannot run where this project is developed and tested, so the
-logic here is unit-tested against a fake `tensorrt` module (tests/export/fake_tensorrt.py) and
-docs/tensorrt.md lists what has not run on the real one.
+inputs, a timing cache, explicit quantization from the bundle's TensorRT-placed Q/DQ model
+(export/trt_qdq.py), SPARSE_WEIGHTS after our own 2:4 check, DLA with GPU fallback. TensorRT cannot run
+where this project is developed and tested, so the logic here is unit-tested against a fake `tensorrt`
+module (tests/export/fake_tensorrt.py) and docs/tensorrt.md lists what has not run on the real one.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from edge.atomic import atomic_path
 from edge.bundle import Bundle
 from edge.errors import EdgeError
 from export.sparsity import format_table, two_four_table
+from export.trt_qdq import tensorrt_qdq_problems
 
 BUILD_PRECISIONS = ("fp32", "fp16", "int8", "best")
 
@@ -27,7 +28,8 @@ BUILD_PRECISIONS = ("fp32", "fp16", "int8", "best")
 @dataclass(frozen=True)
 class BuildOptions:
     """``precision``: fp32 / fp16 / int8 (the bundle's Q/DQ model, explicit quantization) / best (int8 with
-    fp16 for the layers INT8 cannot serve); ``max_batch``: the profile's batch range is 1..max_batch."""
+    fp16 for the layers INT8 cannot serve); ``max_batch``: the profile's batch range is 1..max_batch;
+    ``calib``: a dataset to calibrate the Q/DQ model from first when the bundle has none."""
 
     precision: str = "int8"
     sparse: bool = False
@@ -35,6 +37,8 @@ class BuildOptions:
     max_batch: int = 1
     timing_cache: Path | None = None
     dla: int | None = None
+    calib: Path | None = None
+    calib_clips: int = 64
 
 
 def import_tensorrt() -> ModuleType:
@@ -46,16 +50,33 @@ def import_tensorrt() -> ModuleType:
     return tensorrt
 
 
+def needs_calibration(bundle: Bundle) -> bool:
+    """True when the bundle has no INT8 model TensorRT can build: none at all, or only ONNX Runtime's CPU
+    layout (uint8 activations with zero points, which TensorRT's parser refuses)."""
+    if "int8-trt" in bundle.files:
+        return False
+    return "int8" not in bundle.files or bool(tensorrt_qdq_problems(onnx.load(str(bundle.path("int8")))))
+
+
 def source_model(bundle: Bundle, precision: str) -> Path:
-    """The ONNX file an engine of ``precision`` is built from: the Q/DQ model for int8 and best."""
+    """The ONNX file an engine of ``precision`` is built from: for int8 and best the Q/DQ model placed for
+    TensorRT (``model.int8.trt.onnx``), or the bundle's only Q/DQ model when TensorRT takes it (QAT)."""
     if precision not in BUILD_PRECISIONS:
         raise EdgeError(f"--precision: expected one of {', '.join(BUILD_PRECISIONS)}, got {precision!r}")
-    if precision in ("int8", "best"):
-        if "int8" not in bundle.files:
-            raise EdgeError(f"bundle {bundle.root}: no INT8 Q/DQ model for --precision {precision}; run `edge export "
-                            "--int8` first (TensorRT's implicit calibrator is deprecated since 10.1)")
-        return bundle.path("int8")
-    return bundle.path("fp32")
+    if precision not in ("int8", "best"):
+        return bundle.path("fp32")
+    if "int8-trt" in bundle.files:
+        return bundle.path("int8-trt")
+    if "int8" not in bundle.files:
+        raise EdgeError(f"bundle {bundle.root}: no INT8 Q/DQ model for --precision {precision}; pass --calib DATA "
+                        "or run `edge export --int8` first (TensorRT's implicit calibrator is deprecated "
+                        "since 10.1)")
+    problems = tensorrt_qdq_problems(onnx.load(str(bundle.path("int8"))))
+    if problems:
+        raise EdgeError(f"bundle {bundle.root}: {bundle.files['int8']['path']} is laid out for ONNX Runtime on a CPU "
+                        f"and TensorRT refuses {len(problems)} of its Q/DQ nodes ({problems[0]}); pass --calib DATA "
+                        "to calibrate one for TensorRT, or re-export with `edge export --int8`")
+    return bundle.path("int8")
 
 
 def parse_errors(parser: Any, model: onnx.ModelProto) -> list[str]:
@@ -103,6 +124,10 @@ def build_engine(bundle_dir: Path, options: BuildOptions, gpu: dict[str, str] | 
     trt = import_tensorrt()
     gpu = gpu or gpu_identity()
     bundle = Bundle.load(bundle_dir)
+    if options.calib is not None and options.precision in ("int8", "best") and needs_calibration(bundle):
+        from export.bundle import add_int8  # torch and the dataset reader: only for this step
+
+        bundle = add_int8(bundle.root, options.calib, options.calib_clips)
     onnx_path = source_model(bundle, options.precision)
     model = onnx.load(str(onnx_path))
     sparse_rows = two_four_table(onnx_path) if options.sparse else []

@@ -9,6 +9,7 @@ import json
 from types import SimpleNamespace
 
 import onnx
+from onnx import numpy_helper
 
 
 class _Error:
@@ -38,6 +39,17 @@ class _Network:
         return self.inputs[i]
 
 
+def _trt_quantization(node: onnx.NodeProto, values: dict) -> bool:
+    """TensorRT's parser restriction on Q/DQ (onnx-tensorrt docs/operators.md): INT8 with zero point 0; a
+    QuantizeLinear without a zero point makes uint8, a DequantizeLinear of an int32 bias is not INT8."""
+    if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+        return True
+    zp = values.get(node.input[2]) if len(node.input) > 2 else None
+    if node.op_type == "DequantizeLinear" and node.input[0] in values and values[node.input[0]].dtype.name != "int8":
+        return False
+    return zp is not None and zp.dtype.name == "int8" and not zp.any()
+
+
 class _Parser:
     def __init__(self, network: _Network, logger: object, unsupported: set[str]) -> None:
         self.network, self.unsupported, self.errors = network, unsupported, []
@@ -51,6 +63,11 @@ class _Parser:
                 self.network.inputs.append(_Tensor(name=v.name, shape=tuple(dims)))
         self.errors = [_Error(k, f"No importer registered for op: {n.op_type}")
                        for k, n in enumerate(graph.node) if n.op_type in self.unsupported]
+        values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        values.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
+                       if n.op_type == "Constant" and n.attribute[0].name == "value"})
+        self.errors += [_Error(k, "Assertion failed: zero point must be INT8 and 0")
+                        for k, n in enumerate(graph.node) if not _trt_quantization(n, values)]
         return not self.errors
 
     @property

@@ -11,6 +11,7 @@ from onnx import numpy_helper
 
 from edge.backends.ort import OrtBackend
 from export.qdq import export_qdq
+from export.trt_qdq import tensorrt_qdq_problems
 from train.compress import qat
 from train.compress.masks import targets
 from train.models import build_model
@@ -48,6 +49,7 @@ def test_qdq_export_has_int8_weights_and_matches_the_fake_quantized_model(name, 
     # one QuantizeLinear per layer input and per BatchNorm output; every BatchNorm folded into its conv
     assert sum(n.op_type == "QuantizeLinear" for n in graph.node) == len(layers) + len(qat.norms(model))
     assert not any(n.op_type == "BatchNormalization" for n in graph.node)
+    assert tensorrt_qdq_problems(onnx.load(str(path))) == []  # `edge build` compiles it as it is
     with torch.no_grad():
         want = fq(x).numpy()
     got = OrtBackend(path, "int8").infer(x.numpy())

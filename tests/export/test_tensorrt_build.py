@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import onnx
 import pytest
@@ -50,8 +51,8 @@ def engine_of(path):
     return json.loads(path.read_bytes())
 
 
-@pytest.mark.parametrize("precision, flags, source", [("int8", ["INT8"], "model.int8.onnx"),
-                                                      ("best", ["INT8", "FP16"], "model.int8.onnx"),
+@pytest.mark.parametrize("precision, flags, source", [("int8", ["INT8"], "model.int8.trt.onnx"),
+                                                      ("best", ["INT8", "FP16"], "model.int8.trt.onnx"),
                                                       ("fp16", ["FP16"], "model.onnx"), ("fp32", [], "model.onnx")])
 def test_each_precision_sets_its_flags_and_parses_its_model(bundle, monkeypatch, precision, flags, source):
     trt = fake()
@@ -74,7 +75,7 @@ def test_sparse_sets_the_flag_and_records_the_2_4_table(bundle, monkeypatch, cap
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     build_engine(bundle, BuildOptions(precision="int8", sparse=True), gpu=GPU)
     assert trt.built[0][1].flags == ["INT8", "SPARSE_WEIGHTS"]
-    table = two_four_table(bundle / "model.int8.onnx")
+    table = two_four_table(bundle / "model.int8.trt.onnx")
     meta = Bundle.load(bundle).extra["engines"]["int8"]
     assert [r["name"] for r in meta["two_four"]] == [r.name for r in table]
     met = [r.name for r in table if r.met]  # an untrained 4-wide model: some tiny int8 weights round to 0
@@ -119,10 +120,49 @@ def test_a_failed_build_and_a_bundle_without_int8_are_clear_errors(bundle, monke
     with pytest.raises(EdgeError, match="could not build an engine"):
         build_engine(bundle, BuildOptions(precision="fp16"), gpu=GPU)
     manifest = json.loads((bundle / "manifest.json").read_text())
+    del manifest["files"]["int8-trt"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setitem(sys.modules, "tensorrt", fake())
+    with pytest.raises(EdgeError, match=r"model.int8.onnx is laid out for ONNX Runtime on a CPU and TensorRT refuses "
+                                        r"\d+ of its Q/DQ nodes \(.*TensorRT takes INT8 only\)\); pass --calib DATA"):
+        build_engine(bundle, BuildOptions(precision="int8"), gpu=GPU)
     del manifest["files"]["int8"]
     (bundle / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(EdgeError, match="no INT8 Q/DQ model for --precision best; run `edge export --int8`"):
+    with pytest.raises(EdgeError, match="no INT8 Q/DQ model for --precision best; pass --calib DATA or run "
+                                        "`edge export --int8`"):
         build_engine(bundle, BuildOptions(precision="best"), gpu=GPU)
+
+
+def test_the_fake_parser_refuses_what_tensorrt_refuses_in_onnx_runtimes_int8_layout(exported):
+    """The fake holds TensorRT's Q/DQ restriction (INT8, zero point 0): ONNX Runtime's CPU model fails to
+    parse, the TensorRT-placed one parses; so the builder tests above would catch a wrong source file."""
+    trt = fake()
+    for name, ok in [("model.int8.onnx", False), ("model.int8.trt.onnx", True)]:
+        parser = trt.OnnxParser(trt.Builder(None).create_network(0), None)
+        assert parser.parse((exported / name).read_bytes()) is ok
+        assert ok or parser.num_errors > 10
+
+
+def test_calib_makes_the_qdq_model_first_when_the_bundle_has_none(exported, monkeypatch, tmp_path):
+    """`edge build --precision int8 --calib DATA` on an fp32-only bundle: the same PTQ `edge export --int8`
+    does (same clips, so the same Q/DQ files, ONNX Runtime's and TensorRT's), recorded in the manifest with
+    their accuracy, then the engine is built from TensorRT's."""
+    manifest = json.loads((exported / "manifest.json").read_text())
+    data = manifest["accuracy"]["data"]
+    bundle = tmp_path / "fp32only"
+    export_bundle(Path(manifest["source_checkpoint"]["path"]), bundle, data=Path(data))
+    assert "int8" not in Bundle.load(bundle).files
+    monkeypatch.setitem(sys.modules, "tensorrt", fake())
+    with pytest.raises(EdgeError, match="--calib .*nowhere"):
+        build_engine(bundle, BuildOptions(precision="best", calib=tmp_path / "nowhere"), gpu=GPU)
+    assert not (bundle / "model.int8.onnx").exists() and "int8" not in Bundle.load(bundle).files
+    build_engine(bundle, BuildOptions(precision="int8", calib=Path(data)), gpu=GPU)
+    got = Bundle.load(bundle)
+    for name in ("model.int8.onnx", "model.int8.trt.onnx"):
+        assert (bundle / name).read_bytes() == (exported / name).read_bytes()
+    assert got.extra["int8"] == manifest["int8"] and got.extra["precision"] == ["fp32", "int8"]
+    assert all(got.extra["accuracy"][k] == manifest["accuracy"][k] for k in ("int8", "int8-trt"))
+    assert got.extra["engines"]["int8"]["source"] == "model.int8.trt.onnx"
 
 
 def test_without_tensorrt_the_command_is_one_line_and_exit_2(exported):
