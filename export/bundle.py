@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 
@@ -16,16 +17,20 @@ from edge.bench import accuracy
 from edge.bundle import Bundle, sha256_file
 from edge.errors import EdgeError
 from export.int8 import quantize_int8
+from export.online import FRAME_INPUT, calibration_feeds, export_online, online_parity_error
 from export.onnx import OPSET, export_onnx, parity_error
 from export.qdq import export_qdq
 from export.trt_qdq import quantize_for_tensorrt
 from train.compress.masks import sparsity_summary
 from train.compress.qat import deployed
 from train.engine import Checkpoint
+from train.models import list_models
+from train.models.online import is_online
 from train.run import calibration_clips, eval_clips
 
 PARITY_TOL = 1e-4
-TRT_INT8 = "model.int8.trt.onnx"  # Q/DQ placed for TensorRT (export/trt_qdq.py): what `edge build` compiles
+TRT_INT8 = "model.int8.trt.onnx"
+ONLINE = "model.online.onnx"  # the per-frame model of a causal model (export/online.py)  # Q/DQ placed for TensorRT (export/trt_qdq.py): what `edge build` compiles
 console = Console(stderr=True)
 
 
@@ -37,18 +42,24 @@ class ExportReport:
 
 
 def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bool = False,
-                  calib: Path | None = None, calib_clips: int = 64, name: str | None = None) -> ExportReport:
+                  calib: Path | None = None, calib_clips: int = 64, name: str | None = None,
+                  online: bool = False) -> ExportReport:
     """Write a bundle for ``ckpt_path`` into ``out`` (atomically: a failed export leaves nothing).
 
     ``data`` (default: the dataset the checkpoint was trained on) gives the real clip for the parity
     check and the test split for the accuracy recorded in the manifest; ``calib`` the INT8 calibration set;
-    ``name`` the bundle's display name (default: the model's registry name).
+    ``name`` the bundle's display name (default: the model's registry name); ``online``: also the per-frame
+    model of a causal (``*_online_*``) model, checked against the clip model frame by frame.
     """
     ckpt = Checkpoint.load(ckpt_path)
     data = data or _recorded_data(ckpt, ckpt_path)
     if int8 and calib is None:
         calib = data
     model = ckpt.build()
+    if online and (not is_online(model) or ckpt.motion is not None):
+        causal = ", ".join(m for m in list_models() if "_online_" in m)
+        raise EdgeError(f"--online: {ckpt.model} has no per-frame form (it needs a causal shift on RGB frames: "
+                        f"{causal})")
     test = list(eval_clips(data, ckpt.preprocess, ckpt.clip, ckpt.labels, ckpt.motion))
     if not test:
         raise EdgeError(f"--data {data}: its test split has no readable videos")
@@ -66,17 +77,19 @@ def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bo
                             f"(> {PARITY_TOL:.0e}); refusing to write a bundle")
         report = ExportReport(out, diff)
         report.accuracy["fp32"] = accuracy(OrtBackend(tmp / "model.onnx"), test)
+        clips = calibration_clips(calib, ckpt.preprocess, ckpt.clip, ckpt.labels, motion=ckpt.motion,
+                                  limit=calib_clips) if int8 else []
         if int8 and "qat" in ckpt.train_state:  # trained for INT8 (edge compress): its own scales
             console.print("INT8: the checkpoint's quantization-aware training scales (Q/DQ)")
             export_qdq(deployed(ckpt), torch.from_numpy(test[0][0][None]), tmp / "model.int8.onnx")
         elif int8:
-            clips = calibration_clips(calib, ckpt.preprocess, ckpt.clip, ckpt.labels, motion=ckpt.motion,
-                                      limit=calib_clips)
             console.print(f"INT8: calibrating on {len(clips)} clips from {calib}")
             quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx", clips)
             quantize_for_tensorrt(tmp / "model.onnx", tmp / TRT_INT8, clips)
             bundle.add_file("int8-trt", TRT_INT8)
             report.accuracy["int8-trt"] = accuracy(OrtBackend(tmp / TRT_INT8, "int8"), test)
+        if online:
+            bundle.extra["online"] = _add_online(bundle, model, test[0][0][None], clips)
         if int8:
             bundle.add_file("int8", "model.int8.onnx")
             report.accuracy["int8"] = accuracy(OrtBackend(tmp / "model.int8.onnx", "int8"), test)
@@ -86,11 +99,37 @@ def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bo
             shutil.copyfile(ckpt_path, tmp / "checkpoint.pt")
         bundle.add_file("checkpoint", "checkpoint.pt")
         bundle.extra = _extra(ckpt, ckpt_path, data, diff, report.accuracy, len(test), calib if int8 else None,
-                              sparsity_summary(model))
+                              sparsity_summary(model)) | {k: v for k, v in bundle.extra.items() if k == "online"}
         bundle.save()
     for k, v in report.accuracy.items():
         console.print(f"test clip accuracy ({k}, ONNX Runtime): {v:.3f} on {len(test)} clips")
     return report
+
+
+def _add_online(bundle: Bundle, model: torch.nn.Module, clip: np.ndarray, clips: list[np.ndarray]) -> dict[str, Any]:
+    """Write the per-frame model (and, with calibration ``clips``, its two INT8 Q/DQ forms) into the bundle
+    being built; returns the manifest's ``online`` entry. Parity: the clip model's per-frame scores against
+    the online model fed ``clip``'s frames one by one."""
+    path = bundle.root / ONLINE
+    buffers = export_online(model, tuple(clip.shape[2:]), path)
+    diff = online_parity_error(model, path, buffers, clip)
+    console.print(f"online model: {len(buffers)} shift buffers; per-frame parity against the clip model "
+                  f"{diff:.2e} (tolerance {PARITY_TOL:.0e})")
+    if not diff <= PARITY_TOL:
+        raise EdgeError(f"export --online: the per-frame model differs from the clip model by {diff:.2e} "
+                        f"(> {PARITY_TOL:.0e}); refusing to write a bundle")
+    bundle.add_file("online", ONLINE)
+    if clips:
+        feeds = calibration_feeds(path, buffers, clips)
+        console.print(f"online INT8: calibrating on the {len(feeds)} frames of {len(clips)} clips")
+        for role, quantize in (("online-int8", quantize_int8), ("online-int8-trt", quantize_for_tensorrt)):
+            quantize(path, bundle.root / f"model.{role.replace('-', '.')}.onnx", feeds)
+            bundle.add_file(role, f"model.{role.replace('-', '.')}.onnx")
+    spec = bundle.clip
+    return {"input": FRAME_INPUT, "output": "logits", "buffers": buffers,
+            "frame_step": max(1, round(spec.window_frames / spec.num_segments)),
+            "parity": {"max_abs_diff": diff, "scaled_by": "max(1, max |torch logit|)", "tolerance": PARITY_TOL,
+                       "reference": "the clip model's per-frame logits on the first test clip"}}
 
 
 def _recorded_data(ckpt: Checkpoint, ckpt_path: Path) -> Path:

@@ -17,15 +17,18 @@ import click
               help="Calibration dataset root (its train split; default: --data).")
 @click.option("--calib-clips", default=64, show_default=True)
 @click.option("--name", default=None, help="Bundle name shown by run/bench (default: the model's registry name).")
+@click.option("--online", is_flag=True,
+              help="Also the per-frame model (*_online_* models): one frame + shift buffers per call.")
 def export_cmd(ckpt: Path, out: Path, data: Path | None, int8: bool, calib: Path | None, calib_clips: int,
-               name: str | None) -> None:
+               name: str | None, online: bool) -> None:
     """Write a deployable bundle: ONNX (+INT8), manifest with labels, preprocessing, hashes, accuracy.
 
     CKPT may be a .pt checkpoint or an .edgez from `edge compress`; a checkpoint trained for INT8 there
     exports its own Q/DQ model with --int8 instead of calibrating one."""
     from export.bundle import export_bundle
 
-    report = export_bundle(ckpt, out, data=data, int8=int8, calib=calib, calib_clips=calib_clips, name=name)
+    report = export_bundle(ckpt, out, data=data, int8=int8, calib=calib, calib_clips=calib_clips, name=name,
+                           online=online)
     click.echo(f"wrote bundle {report.bundle} (parity {report.parity_max_abs_diff:.2e}, accuracy "
                + ", ".join(f"{k} {v:.3f}" for k, v in report.accuracy.items()) + ")")
 

@@ -25,20 +25,29 @@ from onnxruntime.quantization import (
 from edge.atomic import atomic_path
 from export.onnx import INPUT_NAME
 
+Calibration = Iterable[np.ndarray] | Iterable[dict[str, np.ndarray]]
+
+
+def feeds(samples: Calibration) -> Iterator[dict[str, np.ndarray]]:
+    """ONNX Runtime feeds for calibration: a (T, C, H, W) clip becomes the clip model's batch of one; a dict
+    (the per-frame online model's frame and shift buffers, batch axis included) is fed as it is."""
+    for s in samples:
+        yield s if isinstance(s, dict) else {INPUT_NAME: np.ascontiguousarray(s[None], dtype=np.float32)}
+
 
 class ClipReader(CalibrationDataReader):
-    """Feeds calibration clips, one (1, T, C, H, W) batch at a time."""
+    """Feeds calibration samples (``feeds``) one at a time."""
 
-    def __init__(self, clips: Iterable[np.ndarray]) -> None:
-        self._it: Iterator[np.ndarray] = iter(clips)
+    def __init__(self, samples: Calibration) -> None:
+        self._it: Iterator[dict[str, np.ndarray]] = feeds(samples)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        clip = next(self._it, None)
-        return None if clip is None else {INPUT_NAME: np.ascontiguousarray(clip[None], dtype=np.float32)}
+        return next(self._it, None)
 
 
-def quantize_int8(fp32_path: str | Path, out_path: str | Path, clips: Iterable[np.ndarray]) -> Path:
-    """Write a Q/DQ INT8 model calibrated on ``clips`` (each (T, C, H, W) float32, preprocessed)."""
+def quantize_int8(fp32_path: str | Path, out_path: str | Path, clips: Calibration) -> Path:
+    """Write a Q/DQ INT8 model calibrated on ``clips`` (each (T, C, H, W) float32, preprocessed, or the
+    online model's feed dicts)."""
     with tempfile.TemporaryDirectory() as tmp, atomic_path(out_path) as out:
         prepped = Path(tmp) / "prep.onnx"
         quant_pre_process(str(fp32_path), str(prepped), skip_symbolic_shape=True)

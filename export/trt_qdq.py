@@ -21,7 +21,6 @@ docs/tensorrt.md compares this placement with modelopt's, node by node, on the d
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edge.atomic import atomic_path
 from edge.inspect import constants
-from export.onnx import INPUT_NAME
+from export.int8 import Calibration, feeds
 
 WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 POOLS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
@@ -84,8 +83,9 @@ def activation_targets(model: onnx.ModelProto) -> list[str]:
     return list(dict.fromkeys(targets))
 
 
-def activation_amax(model: onnx.ModelProto, tensors: list[str], clips: Iterable[np.ndarray]) -> dict[str, float]:
-    """max |x| of each named tensor over the clips, by running the float model with them as extra outputs."""
+def activation_amax(model: onnx.ModelProto, tensors: list[str], clips: Calibration) -> dict[str, float]:
+    """max |x| of each named tensor over the calibration samples (``export.int8.feeds``), by running the float
+    model with them as extra outputs."""
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     known = {o.name for o in probe.graph.output}
@@ -96,8 +96,8 @@ def activation_amax(model: onnx.ModelProto, tensors: list[str], clips: Iterable[
     session = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     amax = dict.fromkeys(tensors, 0.0)
     seen = 0
-    for clip in clips:
-        values = session.run(tensors, {INPUT_NAME: np.ascontiguousarray(clip[None], dtype=np.float32)})
+    for feed in feeds(clips):
+        values = session.run(tensors, feed)
         for t, v in zip(tensors, values, strict=True):
             amax[t] = max(amax[t], float(np.abs(v).max(initial=0.0)))
         seen += 1
@@ -129,8 +129,9 @@ def quantize_weight(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return q, scale
 
 
-def quantize_for_tensorrt(fp32_path: str | Path, out_path: str | Path, clips: Iterable[np.ndarray]) -> Path:
-    """Write the TensorRT-placed Q/DQ model of ``fp32_path`` calibrated on ``clips`` ((T, C, H, W) float32)."""
+def quantize_for_tensorrt(fp32_path: str | Path, out_path: str | Path, clips: Calibration) -> Path:
+    """Write the TensorRT-placed Q/DQ model of ``fp32_path`` calibrated on ``clips`` ((T, C, H, W) float32,
+    or the online model's feed dicts)."""
     model = onnx.load(str(fp32_path))
     g = model.graph
     tensors = activation_targets(model)
@@ -161,7 +162,7 @@ def quantize_for_tensorrt(fp32_path: str | Path, out_path: str | Path, clips: It
             head.append(helper.make_node("DequantizeLinear", [f"{base}_int8", f"{base}_scale", f"{base}_zero"],
                                          [f"{base}_dq"], name=f"{base}_trt_DQ", axis=axis))
         n.input[1] = f"{base}_dq"
-    nodes = list(head) + after.pop(INPUT_NAME, [])
+    nodes = list(head) + [q for i in g.input for q in after.pop(i.name, [])]  # a graph input read by a conv
     for n in g.node:
         nodes.append(n)
         for o in n.output:

@@ -5,5 +5,6 @@
 
 from kernels.csr import CSRMatrix
 from kernels.ops import csr_spmv, temporal_shift
+from kernels.reference import shift_step_torch as temporal_shift_step  # one frame of the causal shift
 
-__all__ = ["CSRMatrix", "csr_spmv", "temporal_shift"]
+__all__ = ["CSRMatrix", "csr_spmv", "temporal_shift", "temporal_shift_step"]

@@ -62,11 +62,11 @@ def _stream(device: Any) -> int:
 
 
 @cache
-def _shift_tables(channels: int, fold_div: int, two_unit_div: int | None, device: str) -> tuple:
+def _shift_tables(channels: int, fold_div: int, two_unit_div: int | None, causal: bool, device: str) -> tuple:
     """(spec, src, off, inv_ptr, inv_oc, inv_off) with the int32 tables on ``device``, uploaded once."""
     import torch
 
-    spec = shift_spec(channels, fold_div, two_unit_div)
+    spec = shift_spec(channels, fold_div, two_unit_div, causal)
     arrays = (*spec.src_off, *spec.inverse)
     return (spec, *(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays))
 
@@ -80,30 +80,30 @@ def _shift_function() -> Any:
 
         @staticmethod
         def forward(ctx: Any, x: torch.Tensor, n_segments: int, fold_div: int,
-                    two_unit_div: int | None) -> torch.Tensor:
+                    two_unit_div: int | None, causal: bool) -> torch.Tensor:
             x = x.contiguous()
             nt, c = x.shape[0], x.shape[1]
-            spec, src, off, *_ = _shift_tables(c, fold_div, two_unit_div, str(x.device))
+            spec, src, off, *_ = _shift_tables(c, fold_div, two_unit_div, causal, str(x.device))
             y = x.new_empty((nt, spec.out_channels, *x.shape[2:]))
             hw = x[0, 0].numel()
             check(library("temporal_shift").temporal_shift_forward(
                 _dtype_code(x), x.data_ptr(), y.data_ptr(), src.data_ptr(), off.data_ptr(),
                 nt // n_segments, n_segments, c, spec.out_channels, hw, _stream(x.device)), "temporal_shift forward")
-            ctx.shape, ctx.args = x.shape, (n_segments, fold_div, two_unit_div)
+            ctx.shape, ctx.args = x.shape, (n_segments, fold_div, two_unit_div, causal)
             return y
 
         @staticmethod
         def backward(ctx: Any, gy: torch.Tensor) -> tuple:
-            n_segments, fold_div, two_unit_div = ctx.args
+            n_segments, fold_div, two_unit_div, causal = ctx.args
             gy = gy.contiguous()
             nt, c = ctx.shape[0], ctx.shape[1]
-            spec, _, _, inv_ptr, inv_oc, inv_off = _shift_tables(c, fold_div, two_unit_div, str(gy.device))
+            spec, _, _, inv_ptr, inv_oc, inv_off = _shift_tables(c, fold_div, two_unit_div, causal, str(gy.device))
             gx = gy.new_empty(ctx.shape)
             check(library("temporal_shift").temporal_shift_backward(
                 _dtype_code(gy), gy.data_ptr(), gx.data_ptr(), inv_ptr.data_ptr(), inv_oc.data_ptr(),
                 inv_off.data_ptr(), nt // n_segments, n_segments, c, spec.out_channels, gx[0, 0].numel(),
                 _stream(gy.device)), "temporal_shift backward")
-            return gx, None, None, None
+            return gx, None, None, None, None
 
     return TemporalShiftFunction
 
@@ -117,21 +117,22 @@ def _check_shape(x: Any, n_segments: int) -> None:
 
 
 def temporal_shift(x: Any, n_segments: int, fold_div: int = 8, *, two_unit_div: int | None = None,
-                   inplace: bool = False) -> Any:
+                   causal: bool = False, inplace: bool = False) -> Any:
     """Temporal shift of an (N*T, C, H, W) numpy array or torch tensor (see kernels.reference).
 
     Defaults are the TSM paper's: C//8 channels from t+1, C//8 from t-1, zeros at the clip ends.
     ``two_unit_div=16`` adds MSTSM's concatenated two-unit shift (C + 2*(C//16) output channels).
+    ``causal=True`` is the online (uni-directional) variant: channels come from the past only.
     ``inplace=True`` overwrites ``x`` (only for variants that add no channels, and not for tensors that
     need a gradient) and returns it.
     """
     if isinstance(x, np.ndarray) or not _tracing():
         _check_shape(x, n_segments)
-    spec = shift_spec(int(x.shape[1]), fold_div, two_unit_div)
+    spec = shift_spec(int(x.shape[1]), fold_div, two_unit_div, causal)
     if inplace and not spec.in_place_ok:
         raise ValueError("temporal_shift: in place is only possible when no channels are added (two_unit_div=None)")
     if isinstance(x, np.ndarray):
-        y = temporal_shift_numpy(x, n_segments, fold_div, two_unit_div)
+        y = temporal_shift_numpy(x, n_segments, fold_div, two_unit_div, causal)
         if inplace:
             x[...] = y
             return x
@@ -139,17 +140,17 @@ def temporal_shift(x: Any, n_segments: int, fold_div: int = 8, *, two_unit_div: 
     if inplace and x.requires_grad:
         raise ValueError("temporal_shift: in place on a tensor that requires grad would break autograd")
     if not _use_cuda_kernel(x, "temporal_shift"):
-        y = temporal_shift_torch(x, n_segments, fold_div, two_unit_div)
+        y = temporal_shift_torch(x, n_segments, fold_div, two_unit_div, causal)
         return x.copy_(y) if inplace else y
     if inplace:
         if not x.is_contiguous():
             raise ValueError("temporal_shift: in place needs a contiguous tensor")
-        _, _, off, *_ = _shift_tables(spec.channels, fold_div, two_unit_div, str(x.device))
+        _, _, off, *_ = _shift_tables(spec.channels, fold_div, two_unit_div, causal, str(x.device))
         check(library("temporal_shift").temporal_shift_inplace(
             _dtype_code(x), x.data_ptr(), off.data_ptr(), x.shape[0] // n_segments, n_segments, spec.channels,
             x[0, 0].numel(), _stream(x.device)), "temporal_shift in place")
         return x
-    return _shift_function().apply(x, n_segments, fold_div, two_unit_div)
+    return _shift_function().apply(x, n_segments, fold_div, two_unit_div, causal)
 
 
 # ---------------------------------------------------------------------------------------------- CSR SpMV / SpMM

@@ -9,6 +9,10 @@ takes input channel ``src[oc]`` of frame ``t + off[oc]``, zero when that frame i
   two-unit shift of C//16 channels from t+2 and C//16 from t-2 is *concatenated* as extra output channels
   (C + 2*(C//16) outputs), so no original channel is lost. The two-unit channels are taken from the block
   right after the one-unit folds (channels [2f1, 2f1 + 2f2)).
+- ``causal=True``, the TSM paper's online (uni-directional) shift: the first C//8 channels of frame t take
+  frame t-1's, nothing comes from the future. With ``two_unit_div`` the C//16 channels after the fold
+  (channels [f1, f1 + f2)) of frame t-2 are concatenated (C + C//16 outputs). Frame by frame this needs only
+  a buffer of past channels (``shift_step_torch``), which is what makes the online model possible.
 
 The torch version uses slicing + concat (never slice assignment), so it traces into ONNX/TensorRT correctly
 (temporal-shift-module issues #77, #103, #181).
@@ -35,12 +39,18 @@ class ShiftSpec:
     channels: int
     fold_div: int = 8
     two_unit_div: int | None = None
+    causal: bool = False
 
     def __post_init__(self) -> None:
         if self.fold_div < 2 or (self.two_unit_div is not None and self.two_unit_div < 2):
             raise ValueError("temporal_shift: fold_div and two_unit_div must be >= 2")
-        if self.two_unit_div and 2 * self.fold1 + 2 * self.fold2 > self.channels:
+        if self.two_unit_div and self.ways * (self.fold1 + self.fold2) > self.channels:
             raise ValueError(f"temporal_shift: {self.channels} channels cannot hold the two-unit folds")
+
+    @property
+    def ways(self) -> int:
+        """How many directions channels come from: 2 (past and future), 1 when causal (past only)."""
+        return 1 if self.causal else 2
 
     @property
     def fold1(self) -> int:
@@ -52,13 +62,23 @@ class ShiftSpec:
 
     @property
     def out_channels(self) -> int:
-        return self.channels + 2 * self.fold2
+        return self.channels + self.ways * self.fold2
+
+    @property
+    def buffer_channels(self) -> int:
+        """Channels of past frames a causal shift keeps between frames: the fold of frame t-1, and the
+        two-unit channels of frames t-1 and t-2."""
+        return self.fold1 + 2 * self.fold2
 
     @cached_property
     def src_off(self) -> tuple[np.ndarray, np.ndarray]:
         c, f1, f2 = self.channels, self.fold1, self.fold2
         src = np.arange(self.out_channels, dtype=np.int32)
         off = np.zeros(self.out_channels, dtype=np.int32)
+        if self.causal:
+            off[:f1] = -1
+            src[c:], off[c:] = np.arange(f1, f1 + f2), -2
+            return src, off
         off[:f1], off[f1 : 2 * f1] = 1, -1
         base = 2 * f1
         src[c : c + 2 * f2] = np.arange(base, base + 2 * f2)
@@ -96,10 +116,10 @@ class ShiftSpec:
 
 
 @cache
-def shift_spec(channels: int, fold_div: int = 8, two_unit_div: int | None = None) -> ShiftSpec:
+def shift_spec(channels: int, fold_div: int = 8, two_unit_div: int | None = None, causal: bool = False) -> ShiftSpec:
     """The (immutable) spec for a layer shape, built once: its tables and bands are then reused on every
     forward instead of being recomputed per call."""
-    return ShiftSpec(channels, fold_div, two_unit_div)
+    return ShiftSpec(channels, fold_div, two_unit_div, causal)
 
 
 def _check(nt: int, n_segments: int) -> None:
@@ -108,10 +128,10 @@ def _check(nt: int, n_segments: int) -> None:
 
 
 def temporal_shift_numpy(x: np.ndarray, n_segments: int, fold_div: int = 8,
-                         two_unit_div: int | None = None) -> np.ndarray:
+                         two_unit_div: int | None = None, causal: bool = False) -> np.ndarray:
     nt, c = x.shape[:2]
     _check(nt, n_segments)
-    spec = shift_spec(c, fold_div, two_unit_div)
+    spec = shift_spec(c, fold_div, two_unit_div, causal)
     src, off = spec.src_off
     v = x.reshape(nt // n_segments, n_segments, c, *x.shape[2:])
     out = np.zeros((v.shape[0], n_segments, spec.out_channels, *x.shape[2:]), dtype=x.dtype)
@@ -123,14 +143,14 @@ def temporal_shift_numpy(x: np.ndarray, n_segments: int, fold_div: int = 8,
 
 
 def temporal_shift_torch(x: torch.Tensor, n_segments: int, fold_div: int = 8,
-                         two_unit_div: int | None = None) -> torch.Tensor:
+                         two_unit_div: int | None = None, causal: bool = False) -> torch.Tensor:
     """Slicing + concat only: exports to ONNX as Slice/Concat, differentiable by autograd."""
     import torch
 
     c = int(x.shape[1])  # static; the batch dim stays symbolic when traced for ONNX export
     if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
         _check(x.shape[0], n_segments)
-    spec = shift_spec(c, fold_div, two_unit_div)
+    spec = shift_spec(c, fold_div, two_unit_div, causal)
     v = x.reshape(-1, n_segments, c, *x.shape[2:])
     parts = []
     for s, n, d in spec.bands():
@@ -143,6 +163,20 @@ def temporal_shift_torch(x: torch.Tensor, n_segments: int, fold_div: int = 8,
         kept = band[:, k:] if d > 0 else band[:, : n_segments - k]
         parts.append(torch.cat([kept, zero] if d > 0 else [zero, kept], dim=1))
     return torch.cat(parts, dim=2).reshape(-1, spec.out_channels, *x.shape[2:])
+
+
+def shift_step_torch(x: torch.Tensor, buffer: torch.Tensor, fold_div: int = 8,
+                     two_unit_div: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One frame of the causal shift: ``x`` (N, C, H, W) is frame t, ``buffer`` (N, buffer_channels, H, W)
+    holds [fold of t-1 | two-unit channels of t-1 | of t-2] (zeros before the first frame). Returns the
+    shifted frame, equal to frame t of the causal clip shift, and the buffer for frame t+1. Slices and
+    concats only, so the per-frame ONNX model carries its state as explicit inputs and outputs."""
+    import torch
+
+    spec = shift_spec(int(x.shape[1]), fold_div, two_unit_div, causal=True)
+    f1, f2 = spec.fold1, spec.fold2
+    y = torch.cat([buffer[:, :f1], x[:, f1:], buffer[:, f1 + f2 :]], dim=1)
+    return y, torch.cat([x[:, : f1 + f2], buffer[:, f1 : f1 + f2]], dim=1)
 
 
 def csr_spmm_numpy(row_ptr: np.ndarray, col_idx: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndarray:

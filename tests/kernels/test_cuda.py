@@ -21,11 +21,12 @@ DTYPES = [torch.float32, torch.float16]
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("two", [None, 16])
+@pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("hw", [(7, 7), (8, 8), (2, 3), (56, 56)])  # vector widths 1, 2, 4/8
-def test_shift_forward_is_exact(dtype, two, hw):
+def test_shift_forward_is_exact(dtype, two, causal, hw):
     x = torch.randn(3 * 8, 64, *hw, device="cuda", dtype=dtype)
-    torch.testing.assert_close(temporal_shift(x, 8, two_unit_div=two),
-                               temporal_shift_torch(x, 8, 8, two), rtol=0, atol=0)
+    torch.testing.assert_close(temporal_shift(x, 8, two_unit_div=two, causal=causal),
+                               temporal_shift_torch(x, 8, 8, two, causal), rtol=0, atol=0)
 
 
 def test_shift_on_an_unaligned_view_falls_back_to_scalar_loads():
@@ -36,12 +37,13 @@ def test_shift_on_an_unaligned_view_falls_back_to_scalar_loads():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("two", [None, 16])
-def test_shift_backward_matches_autograd_of_the_reference(dtype, two):
+@pytest.mark.parametrize("causal", [False, True])
+def test_shift_backward_matches_autograd_of_the_reference(dtype, two, causal):
     x = torch.randn(2 * 8, 64, 5, 5, device="cuda", dtype=dtype, requires_grad=True)
-    gy = torch.randn_like(temporal_shift_torch(x.detach(), 8, 8, two))
-    temporal_shift(x, 8, two_unit_div=two).backward(gy)
+    gy = torch.randn_like(temporal_shift_torch(x.detach(), 8, 8, two, causal))
+    temporal_shift(x, 8, two_unit_div=two, causal=causal).backward(gy)
     xr = x.detach().clone().requires_grad_()
-    temporal_shift_torch(xr, 8, 8, two).backward(gy)
+    temporal_shift_torch(xr, 8, 8, two, causal).backward(gy)
     torch.testing.assert_close(x.grad, xr.grad, rtol=0, atol=0)
 
 

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels import temporal_shift
+from kernels import temporal_shift, temporal_shift_step
 from kernels.reference import ShiftSpec, temporal_shift_numpy, temporal_shift_torch
 
 
@@ -53,6 +53,33 @@ def test_mstsm_replaces_one_unit_and_concatenates_two_unit_shifts():
     assert y[:, 17].tolist() == [0, 0, 5, 105]
 
 
+def test_causal_shift_takes_only_the_past():
+    # C=16 online TSM: channels 0-1 of frame t are frame t-1's (zero at t=0); nothing from t+1
+    x = frames(1, 3, 16)
+    y = temporal_shift(x, 3, causal=True)[:, :, 0, 0]
+    assert y.shape == (3, 16)
+    assert y[:, 0].tolist() == [0, 0, 100] and y[:, 1].tolist() == [0, 1, 101]
+    assert y[:, 2:].tolist() == x[:, 2:, 0, 0].tolist()
+    # causal MSTSM: the two-unit channel after the fold (channel 2) of frame t-2 is appended (C + C//16)
+    y = temporal_shift(frames(1, 4, 16), 4, two_unit_div=16, causal=True)[:, :, 0, 0]
+    assert y.shape == (4, 17) and y[:, 16].tolist() == [0, 0, 2, 102]
+    assert ShiftSpec(16, 8, 16, causal=True).buffer_channels == 2 + 2 * 1
+
+
+@pytest.mark.parametrize("two", [None, 16])
+def test_one_frame_at_a_time_with_a_buffer_is_the_causal_clip_shift(two):
+    """What makes the per-frame online model exact: frame t of the causal clip shift from frame t and the
+    buffer carried from frame t-1, starting from zeros."""
+    n, t, c = 2, 5, 32
+    x = torch.randn(n * t, c, 3, 3)
+    want = temporal_shift(x, t, two_unit_div=two, causal=True).reshape(n, t, -1, 3, 3)
+    v = x.reshape(n, t, c, 3, 3)
+    buffer = torch.zeros(n, ShiftSpec(c, 8, two, causal=True).buffer_channels, 3, 3)
+    for i in range(t):
+        y, buffer = temporal_shift_step(v[:, i], buffer, 8, two)
+        assert torch.equal(y, want[:, i])
+
+
 def test_spec_tables_and_bands():
     spec = ShiftSpec(16, 8, 16)
     src, off = spec.src_off
@@ -81,13 +108,14 @@ shapes = st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(4, 40), st.
 @settings(max_examples=60, deadline=None)
 @given(shape=shapes, fold_div=st.sampled_from([2, 3, 4, 8]), two=st.sampled_from([None, 4, 8, 16]),
        dtype=st.sampled_from([np.float32, np.float16]))
-def test_numpy_and_torch_references_agree(shape, fold_div, two, dtype):
+@pytest.mark.parametrize("causal", [False, True])
+def test_numpy_and_torch_references_agree(shape, fold_div, two, dtype, causal):
     n, t, c, h, w = shape
     if two and 2 * (c // fold_div) + 2 * (c // two) > c:
         two = None
     x = np.random.default_rng(0).standard_normal((n * t, c, h, w)).astype(dtype)
-    a = temporal_shift_numpy(x, t, fold_div, two)
-    b = temporal_shift_torch(torch.from_numpy(x), t, fold_div, two).numpy()
+    a = temporal_shift_numpy(x, t, fold_div, two, causal)
+    b = temporal_shift_torch(torch.from_numpy(x), t, fold_div, two, causal).numpy()
     assert a.dtype == b.dtype == dtype
     np.testing.assert_array_equal(a, b)
 
@@ -107,14 +135,14 @@ def adjoint_numpy(gy: np.ndarray, t: int, spec: ShiftSpec) -> np.ndarray:
 
 
 @settings(max_examples=30, deadline=None)
-@given(shape=shapes, two=st.sampled_from([None, 16, 8]))
-def test_inverse_map_is_the_autograd_gradient(shape, two):
+@given(shape=shapes, two=st.sampled_from([None, 16, 8]), causal=st.booleans())
+def test_inverse_map_is_the_autograd_gradient(shape, two, causal):
     n, t, c, h, w = shape
     c = max(c, 16)
-    spec = ShiftSpec(c, 8, two)
+    spec = ShiftSpec(c, 8, two, causal)
     x = torch.randn(n * t, c, h, w, dtype=torch.float64, requires_grad=True)
     gy = torch.randn(n * t, spec.out_channels, h, w, dtype=torch.float64)
-    temporal_shift(x, t, two_unit_div=two).backward(gy)
+    temporal_shift(x, t, two_unit_div=two, causal=causal).backward(gy)
     np.testing.assert_allclose(adjoint_numpy(gy.numpy(), t, spec), x.grad.numpy(), atol=1e-12)
 
 

@@ -23,6 +23,10 @@ class SegmentRecognizer(nn.Module):
         b, t = x.shape[0], x.shape[1]
         if not torch.jit.is_tracing() and t != self.num_segments:
             raise ValueError(f"expected {self.num_segments} frames per clip, got {t}")
+        return self.frame_logits(x).mean(dim=1)
+
+    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, time, classes): each frame's scores before the average (an online model's per-frame output)."""
+        b, t = x.shape[0], x.shape[1]
         feats = self.backbone(x.reshape(b * t, *x.shape[2:]))
-        logits = self.fc(self.dropout(feats))
-        return logits.reshape(b, t, -1).mean(dim=1)
+        return self.fc(self.dropout(feats)).reshape(b, t, -1)

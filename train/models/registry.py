@@ -20,7 +20,7 @@ from train.models.recognizer import SegmentRecognizer
 from train.models.res3d import res3d18
 from train.models.resnet import resnet18, resnet50
 from train.models.tc3d import tc3d_res3d18
-from train.models.temporal import MultiScaleTemporalShift, TemporalShift
+from train.models.temporal import CausalMultiScaleShift, CausalShift, MultiScaleTemporalShift, TemporalShift
 from train.models.tfdem import TFDEMRecognizer
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -93,6 +93,8 @@ def _segment_model(backbone: str, kind: str, *, num_classes: int, num_segments: 
         "tsn": None,
         "tsm": partial(TemporalShift, num_segments, fold_div),
         "mstsm": partial(MultiScaleTemporalShift, num_segments, fold_div, two_unit_div),
+        "tsm_online": partial(CausalShift, num_segments, fold_div),
+        "mstsm_online": partial(CausalMultiScaleShift, num_segments, fold_div, two_unit_div),
     }[kind]
     # width: MobileNetV2's channel multiplier (paper: 1.0), a ResNet's stem channels (paper: 64)
     if backbone == "mobilenetv2":
@@ -110,8 +112,10 @@ def _tfdem_model(backbone: str, kind: str, *, num_classes: int, num_segments: in
     return TFDEMRecognizer(main.backbone, num_classes, num_segments, dropout, tfdem_width)
 
 
+# *_online_*: the causal (uni-directional) shift of the TSM paper's online model, trained on clips like the
+# others; `edge export --online` adds its per-frame model (train/models/online.py)
 for _bb in ("resnet18", "mobilenetv2", "resnet50"):
-    for _kind in ("tsn", "tsm", "mstsm"):
+    for _kind in ("tsn", "tsm", "mstsm", "tsm_online", "mstsm_online"):
         register(f"{_kind}_{_bb}")(partial(_segment_model, _bb, _kind))
 
 # MSTSM + TFDEM (multiscale-tsm-tfdem-pruning.txt, Sec. 3.3): forward returns main + TFDEM logits; train with

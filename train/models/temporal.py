@@ -1,8 +1,10 @@
 """Temporal modules that give a 2D CNN a sense of time at (nearly) zero FLOPs: TSM's shift and MSTSM's
-multi-scale shift.
+multi-scale shift, each bi-directional (offline) or causal (online: the TSM paper's uni-directional shift).
 
 The shift is delegated to ``kernels.temporal_shift`` (CUDA kernel on GPU tensors, slicing + concat
-reference elsewhere, which is also what ONNX export traces). State is never hidden in attributes.
+reference elsewhere, which is also what ONNX export traces). State is never hidden in attributes: a causal
+shift runs frame by frame only inside ``train.models.online.OnlineStep``, which hands each shift its buffer
+for the one call and returns the new buffers as outputs.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kernels import temporal_shift
+from kernels import temporal_shift, temporal_shift_step
+from kernels.reference import shift_spec
 
 
 class TemporalShift(nn.Module):
@@ -46,6 +49,43 @@ class MultiScaleTemporalShift(TemporalShift):
 
     def out_channels(self, channels: int) -> int:
         return channels + 2 * (channels // self.two_unit_div)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, two_unit_div={self.two_unit_div}"
+
+
+class CausalShift(TemporalShift):
+    """Online TSM (Lin et al., 2019, Sec. 4): C//fold_div channels from t-1 only, so frame t's features
+    depend on frames <= t and a per-frame model only has to carry the past channels (``buffer_channels``)."""
+
+    two_unit_div: int | None = None
+
+    def __init__(self, n_segments: int, fold_div: int = 8) -> None:
+        super().__init__(n_segments, fold_div)
+        self.feed: dict[str, list[torch.Tensor]] | None = None  # OnlineStep's, set only during its call
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.feed is None:
+            return temporal_shift(x, self.n_segments, self.fold_div, two_unit_div=self.two_unit_div, causal=True)
+        y, new = temporal_shift_step(x, self.feed["in"].pop(0), self.fold_div, self.two_unit_div)
+        self.feed["out"].append(new)
+        return y
+
+    def buffer_channels(self, channels: int) -> int:
+        return shift_spec(channels, self.fold_div, self.two_unit_div, causal=True).buffer_channels
+
+    def out_channels(self, channels: int) -> int:
+        return shift_spec(channels, self.fold_div, self.two_unit_div, causal=True).out_channels
+
+
+class CausalMultiScaleShift(CausalShift):
+    """MSTSM's two scales, causal: the one-unit fold from t-1 replaces C//fold_div channels, C//two_unit_div
+    channels from t-2 are concatenated (C + C//16 channels; the offline MSTSM adds 2*(C//16), one per
+    direction)."""
+
+    def __init__(self, n_segments: int, fold_div: int = 8, two_unit_div: int = 16) -> None:
+        super().__init__(n_segments, fold_div)
+        self.two_unit_div = two_unit_div
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, two_unit_div={self.two_unit_div}"

@@ -1,0 +1,71 @@
+"""`edge export --online`: the per-frame ONNX model of a causal TSM, its explicit shift buffers in the
+manifest, parity with the clip model frame by frame in ONNX Runtime (fp32), its INT8 forms, and the
+refusal for a model without a per-frame form."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from edge.bundle import Bundle
+from edge.errors import EdgeError
+from edge.preprocess import Preprocess
+from export.bundle import export_bundle
+from export.online import run_frames, session
+from export.trt_qdq import tensorrt_qdq_problems
+from train.data import dataset_from_dir
+from train.data.synth import generate
+from train.engine import Checkpoint
+from train.models import build_model
+from train.run import eval_clips
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("online")
+    return generate(root / "data", classes=2, videos_per_class=4, seed=1, frames=8, size=32, progress=False).out
+
+
+def checkpoint(name, data, path):
+    torch.manual_seed(0)
+    config = {"num_classes": 2, "num_segments": 4, "width": 16}
+    Checkpoint(name, config, build_model(name, **config).state_dict(), dataset_from_dir(data, "train")[1],
+               {"preprocess": Preprocess(32, 36).to_dict(),
+                "clip": {"num_segments": 4, "window_frames": 8, "stride_frames": 2}}).save(path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["tsm_online_resnet18", "mstsm_online_resnet18"])
+def test_online_bundle_runs_frame_by_frame_like_the_clip_model(name, data, tmp_path):
+    ckpt = checkpoint(name, data, tmp_path / "in.pt")
+    export_bundle(ckpt, tmp_path / "b", data=data, int8=True, online=True)
+    bundle = Bundle.load(tmp_path / "b")
+    entry = bundle.extra["online"]
+    assert entry["input"] == "frame" and entry["frame_step"] == 2 and entry["parity"]["max_abs_diff"] <= 1e-4
+    graph = onnx.load(str(bundle.path("online"))).graph
+    names = [b["name"] for b in entry["buffers"]]
+    assert [i.name for i in graph.input] == ["frame", *names] and len(names) == 8
+    assert [o.name for o in graph.output] == ["logits", *(b["output"] for b in entry["buffers"])]
+    shapes = [[d.dim_value for d in i.type.tensor_type.shape.dim[1:]] for i in graph.input[1:]]
+    assert shapes == [b["shape"] for b in entry["buffers"]]
+    # every test clip, frame by frame in ONNX Runtime, against the torch clip model's per-frame scores
+    model = Checkpoint.load(ckpt).build().eval()
+    clips = np.stack([c for c, _ in eval_clips(data, bundle.preprocess, bundle.clip, bundle.labels)])
+    got = run_frames(session(bundle.path("online")), entry["buffers"], clips)
+    with torch.no_grad():
+        want = model.frame_logits(torch.from_numpy(clips)).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+    for role in ("online-int8", "online-int8-trt"):  # quantized: close, not equal
+        q = run_frames(session(bundle.path(role)), entry["buffers"], clips)
+        assert not np.array_equal(q, got) and np.abs(q - got).max() < 0.25 * np.abs(got).max()  # untrained: small logits
+    assert tensorrt_qdq_problems(onnx.load(str(bundle.path("online-int8-trt")))) == []
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["online"]["buffers"][0]["name"] == "shift_buffer_0"
+
+
+def test_a_model_without_a_per_frame_form_is_refused_before_writing(data, tmp_path):
+    ckpt = checkpoint("tsm_resnet18", data, tmp_path / "in.pt")
+    with pytest.raises(EdgeError, match="--online: tsm_resnet18 has no per-frame form .*tsm_online_resnet18"):
+        export_bundle(ckpt, tmp_path / "b", data=data, online=True)
+    assert not (tmp_path / "b").exists()
