@@ -20,7 +20,7 @@ class SegmentRecognizer(nn.Module):
         self.fc = nn.Linear(backbone.out_features, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t = x.shape[0], x.shape[1]
+        t = x.shape[1]
         if not torch.jit.is_tracing() and t != self.num_segments:
             raise ValueError(f"expected {self.num_segments} frames per clip, got {t}")
         return self.frame_logits(x).mean(dim=1)
