@@ -65,18 +65,26 @@ def _unavailable(name: str, missing: str) -> click.Command:
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
 @click.option("--max-reconnects", type=click.IntRange(min=0), default=0, show_default=True,
               help="Give up on a dropped live source after this many consecutive reconnects (0: never).")
+@click.option("--mode", type=click.Choice(["auto", "clip", "online"]), default="auto", show_default=True,
+              help="clip: a sliding window of frames per decision; online: the per-frame model with its shift "
+                   "buffers (bundles from `edge export --online`); auto: online when the bundle has it.")
+@click.option("--smooth", type=click.IntRange(min=1), default=None,
+              help="Average the last N decisions' probabilities (default: 1 in clip mode, the clip's "
+                   "segment count online).")
 @click.option("--preset", default=None,
               help="TOML file, or a name in jetson/presets/ (csi, usb), giving these options; the command line wins.")
 @click.pass_context
 def run(ctx: click.Context, bundle_dir: Path | None, source: str | None, outputs: tuple[str, ...], backend: str,
-        precision: str, device: str, max_frames: int | None, max_reconnects: int, preset: str | None) -> None:
+        precision: str, device: str, max_frames: int | None, max_reconnects: int, mode: str, smooth: int | None,
+        preset: str | None) -> None:
     """Classify a video stream with a bundle and write the annotated video / events."""
     from edge.backends import open_backend
     from edge.bundle import Bundle
     from edge.pipeline import run as run_pipeline
 
     opts = {"bundle_dir": bundle_dir, "source": source, "outputs": outputs, "backend": backend,
-            "precision": precision, "device": device, "max_reconnects": max_reconnects}
+            "precision": precision, "device": device, "max_reconnects": max_reconnects, "mode": mode,
+            "smooth": smooth}
     if preset is not None:
         from edge.presets import load_preset, merge
 
@@ -85,11 +93,23 @@ def run(ctx: click.Context, bundle_dir: Path | None, source: str | None, outputs
     for key, flag in (("bundle_dir", "--model"), ("source", "--source")):
         if opts[key] is None:
             raise EdgeError(f"edge run: {flag} is required (on the command line or in --preset)")
+    if opts["mode"] not in ("auto", "clip", "online") or (opts["smooth"] is not None and opts["smooth"] < 1):
+        raise EdgeError(f"edge run: mode {opts['mode']!r} / smooth {opts['smooth']!r}: expected auto, clip or "
+                        "online, and a smooth of at least 1")
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # reconnects, one line each on stderr
     bundle = Bundle.load(Path(opts["bundle_dir"]))
-    engine = open_backend(bundle, opts["backend"], opts["precision"], opts["device"])
+    online = opts["mode"] == "online" or (opts["mode"] == "auto" and "online" in bundle.files)
+    if online:
+        if opts["backend"] != "ort":
+            raise EdgeError(f"--mode online: runs on the ort backend for now (asked for {opts['backend']})")
+        from edge.online import OnlineModel
+
+        engine = OnlineModel(bundle, opts["precision"], opts["device"])
+    else:
+        engine = open_backend(bundle, opts["backend"], opts["precision"], opts["device"])
+    smooth = opts["smooth"] or (bundle.clip.num_segments if online else 1)
     summary = run_pipeline(bundle, engine, opts["source"], list(opts["outputs"]), max_frames=max_frames,
-                           max_reconnects=opts["max_reconnects"])
+                           smoothing=smooth, max_reconnects=opts["max_reconnects"])
     click.echo(summary.describe())
 
 

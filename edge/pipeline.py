@@ -21,6 +21,7 @@ from edge.bundle import Bundle
 from edge.errors import EdgeError
 from edge.gst import gst, launch
 from edge.motion import FrameFeed
+from edge.online import OnlineModel
 from edge.sinks import Decision, Sink, open_sink
 from edge.sources import Source, parse_source
 from edge.systemd import Watchdog
@@ -117,10 +118,13 @@ def frames(source: Source, reconnect: bool = False) -> Iterator[tuple[np.ndarray
         pipe.set_state(Gst.State.NULL)
 
 
-def run(bundle: Bundle, backend: Backend, source: str, outputs: list[str], max_frames: int | None = None,
-        smoothing: int = 1, max_reconnects: int = 0, stable_s: float = STABLE_S) -> RunSummary:
+def run(bundle: Bundle, backend: Backend | OnlineModel, source: str, outputs: list[str],
+        max_frames: int | None = None, smoothing: int = 1, max_reconnects: int = 0,
+        stable_s: float = STABLE_S) -> RunSummary:
     """Classify ``source`` until EOS, ``max_frames`` or Ctrl-C; returns what happened. A live source that
-    drops is reconnected with backoff, forever unless ``max_reconnects`` bounds the consecutive attempts."""
+    drops is reconnected with backoff, forever unless ``max_reconnects`` bounds the consecutive attempts.
+    ``backend``: a clip model's (sliding window), or an ``OnlineModel`` (a decision per frame it takes);
+    ``smoothing``: decisions are the mean of the last that many probability vectors."""
     src = parse_source(source)
     sinks: list[Sink] = []
     summary = RunSummary()
@@ -152,6 +156,8 @@ def _loop(bundle: Bundle, backend: Backend, src: Source, sinks: list[Sink], summ
     while True:
         window, smoother, current, up_since = SlidingWindow(bundle.clip), ScoreSmoother(smoothing), None, None
         feed = FrameFeed(bundle.motion, bundle.preprocess.resize)  # a reconnect restarts the motion as the window
+        if isinstance(backend, OnlineModel):
+            backend.reset()  # and the online model's buffers
         try:
             for rgb, t, fps in frames(src, reconnect=summary.frames > 0):
                 now = time.monotonic()
@@ -185,14 +191,20 @@ def _loop(bundle: Bundle, backend: Backend, src: Source, sinks: list[Sink], summ
             time.sleep(delay)
 
 
-def _step(bundle: Bundle, backend: Backend, feed: FrameFeed, window: SlidingWindow, smoother: ScoreSmoother,
-          rgb: np.ndarray, t: float, summary: RunSummary) -> Decision | None:
-    clips = [c for image in feed(rgb) if (c := window.push(bundle.preprocess.frame(image))) is not None]
-    if not clips:
-        return None
-    clip = clips[-1]
-    t_inf = time.perf_counter()
-    logits = backend.infer(clip)[0]
+def _step(bundle: Bundle, backend: Backend | OnlineModel, feed: FrameFeed, window: SlidingWindow,
+          smoother: ScoreSmoother, rgb: np.ndarray, t: float, summary: RunSummary) -> Decision | None:
+    if isinstance(backend, OnlineModel):
+        if not backend.wants():
+            return None
+        frame = bundle.preprocess.frame(rgb)
+        t_inf = time.perf_counter()
+        logits = backend.step(frame)
+    else:
+        clips = [c for image in feed(rgb) if (c := window.push(bundle.preprocess.frame(image))) is not None]
+        if not clips:
+            return None
+        t_inf = time.perf_counter()
+        logits = backend.infer(clips[-1])[0]
     ms = (time.perf_counter() - t_inf) * 1e3
     probs = smoother(softmax(logits))
     order = np.argsort(probs)[::-1][:5]

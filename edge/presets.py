@@ -19,7 +19,7 @@ PRESET_DIR = Path(__file__).resolve().parents[1] / "jetson" / "presets"
 KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "model": ("bundle_dir", (str,)), "source": ("source", (str,)), "output": ("outputs", (str, list)),
     "backend": ("backend", (str,)), "precision": ("precision", (str,)), "device": ("device", (str,)),
-    "max_reconnects": ("max_reconnects", (int,)),
+    "max_reconnects": ("max_reconnects", (int,)), "mode": ("mode", (str,)), "smooth": ("smooth", (int,)),
 }
 
 

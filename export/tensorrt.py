@@ -119,8 +119,9 @@ def configure(trt: ModuleType, builder: Any, network: Any, options: BuildOptions
 
 
 def build_engine(bundle_dir: Path, options: BuildOptions, gpu: dict[str, str] | None = None) -> Path:
-    """Build ``model.<precision>.engine`` into the bundle and record it (and its metadata) in the manifest.
-    ``gpu``: name and compute capability for the metadata (default: asked of pycuda)."""
+    """Build ``model.<precision>.engine`` into the bundle and record it (and its metadata) in the manifest;
+    a bundle with an online model also gets ``model.online.<precision>.engine`` (frame and shift buffers,
+    the same batch profile). ``gpu``: name and compute capability for the metadata (default: pycuda's)."""
     trt = import_tensorrt()
     gpu = gpu or gpu_identity()
     bundle = Bundle.load(bundle_dir)
@@ -129,18 +130,58 @@ def build_engine(bundle_dir: Path, options: BuildOptions, gpu: dict[str, str] | 
 
         bundle = add_int8(bundle.root, options.calib, options.calib_clips)
     onnx_path = source_model(bundle, options.precision)
-    model = onnx.load(str(onnx_path))
+    online_path = online_source(bundle, options.precision)
     sparse_rows = two_four_table(onnx_path) if options.sparse else []
     if options.sparse:
         print(format_table(sparse_rows))
+    engine, seconds = _serialize(trt, onnx_path, options)
+    name = f"model.{options.precision}.engine"
+    with atomic_path(bundle.root / name) as tmp:
+        tmp.write_bytes(engine)
+    bundle.add_file(f"engine-{options.precision}", name)
+    meta = {"file": name, "tensorrt": trt.__version__, **gpu, "precision": options.precision,
+            "max_batch": options.max_batch, "dla": options.dla,
+            "timing_cache": None if options.timing_cache is None else str(options.timing_cache),
+            "build_seconds": round(seconds, 1), "source": onnx_path.name,
+            "sparse_layers": [r.name for r in sparse_rows if r.met] if options.sparse else None,
+            **({"two_four": [r._asdict() for r in sparse_rows]} if options.sparse else {})}
+    if online_path is not None:
+        engine, seconds = _serialize(trt, online_path, options)
+        online_name = f"model.online.{options.precision}.engine"
+        with atomic_path(bundle.root / online_name) as tmp:
+            tmp.write_bytes(engine)
+        bundle.add_file(f"engine-online-{options.precision}", online_name)
+        meta["online"] = {"file": online_name, "source": online_path.name, "build_seconds": round(seconds, 1)}
+    bundle.extra.setdefault("engines", {})[options.precision] = meta
+    bundle.save()
+    return bundle.root / name
+
+
+def online_source(bundle: Bundle, precision: str) -> Path | None:
+    """The per-frame model's ONNX file an online engine of ``precision`` is built from (None: no online
+    model in the bundle)."""
+    if "online" not in bundle.files:
+        return None
+    if precision not in ("int8", "best"):
+        return bundle.path("online")
+    if "online-int8-trt" not in bundle.files:
+        raise EdgeError(f"bundle {bundle.root}: its online model has no INT8 form for TensorRT; re-export with "
+                        "`edge export --online --int8`")
+    return bundle.path("online-int8-trt")
+
+
+def _serialize(trt: ModuleType, onnx_path: Path, options: BuildOptions) -> tuple[bytes, float]:
+    """Parse ``onnx_path`` and build it with ``options``: the serialized engine and the build's seconds.
+    The timing cache is read first and written back after, so each build starts from the previous one's."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
+        model = onnx.load(str(onnx_path))
         raise EdgeError(f"{onnx_path}: TensorRT's ONNX parser refused it:\n" + "\n".join(parse_errors(parser, model)))
     config = configure(trt, builder, network, options)
-    cache = _load_timing_cache(config, options.timing_cache)
+    _load_timing_cache(config, options.timing_cache)
     t0 = time.time()
     engine = builder.build_serialized_network(network, config)
     if engine is None:
@@ -149,28 +190,16 @@ def build_engine(bundle_dir: Path, options: BuildOptions, gpu: dict[str, str] | 
     if options.timing_cache is not None:
         with atomic_path(options.timing_cache) as tmp:
             tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
-    name = f"model.{options.precision}.engine"
-    with atomic_path(bundle.root / name) as tmp:
-        tmp.write_bytes(bytes(engine))
-    bundle.add_file(f"engine-{options.precision}", name)
-    bundle.extra.setdefault("engines", {})[options.precision] = {
-        "file": name, "tensorrt": trt.__version__, **gpu, "precision": options.precision,
-        "max_batch": options.max_batch, "dla": options.dla, "timing_cache": None if cache is None else str(cache),
-        "build_seconds": round(seconds, 1), "source": onnx_path.name,
-        "sparse_layers": [r.name for r in sparse_rows if r.met] if options.sparse else None,
-        **({"two_four": [r._asdict() for r in sparse_rows]} if options.sparse else {})}
-    bundle.save()
-    return bundle.root / name
+    return bytes(engine), seconds
 
 
-def _load_timing_cache(config: Any, path: Path | None) -> Path | None:
+def _load_timing_cache(config: Any, path: Path | None) -> None:
     """Start from the timing cache at ``path`` when there is one (builds of the same layers reuse their
     measured tactics); a cache from another TensorRT or GPU is refused by TensorRT, not silently used."""
     if path is None:
-        return None
+        return
     data = path.read_bytes() if path.is_file() else b""
     config.set_timing_cache(config.create_timing_cache(data), ignore_mismatch=False)
-    return path
 
 
 def gpu_identity() -> dict[str, str]:

@@ -58,3 +58,7 @@ def test_a_run_takes_source_and_outputs_from_the_preset(color_bundle, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--preset", str(preset)],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "--model is required (on the command line or in --preset)" in missing.stderr
+    preset.write_text('source = "test://?num-buffers=20"\nmode = "sometimes"\n')
+    bad = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--preset", str(preset), "--model",
+                          str(color_bundle.root)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "mode 'sometimes'" in bad.stderr and len(bad.stderr.splitlines()) == 1

@@ -69,3 +69,24 @@ def test_a_model_without_a_per_frame_form_is_refused_before_writing(data, tmp_pa
     with pytest.raises(EdgeError, match="--online: tsm_resnet18 has no per-frame form .*tsm_online_resnet18"):
         export_bundle(ckpt, tmp_path / "b", data=data, online=True)
     assert not (tmp_path / "b").exists()
+
+
+def test_edge_run_picks_the_online_model_and_takes_every_frame_step(data, tmp_path):
+    """The command end to end on a synthetic video: auto mode runs the per-frame model on frames 0, 2, 4, 6
+    (frame_step 2: 4 segments over an 8-frame window), smoothed over the 4 segments; --mode clip keeps
+    the sliding window (one decision when the 8-frame window fills)."""
+    import subprocess
+    import sys
+
+    export_bundle(checkpoint("tsm_online_resnet18", data, tmp_path / "in.pt"), tmp_path / "b", data=data,
+                  online=True)
+    video = sorted(data.rglob("*.mp4"))[0]
+    frames = {}
+    for mode in ("auto", "clip"):
+        out = tmp_path / f"{mode}.jsonl"
+        r = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--model", str(tmp_path / "b"), "--source",
+                            f"file://{video}", "--output", f"json://{out}", "--mode", mode],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        frames[mode] = [json.loads(line)["frame"] for line in out.read_text().splitlines()]
+    assert frames == {"auto": [0, 2, 4, 6], "clip": [7]}

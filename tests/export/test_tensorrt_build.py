@@ -170,3 +170,28 @@ def test_without_tensorrt_the_command_is_one_line_and_exit_2(exported):
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("error: TensorRT is not installed: ")
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_an_online_bundle_gets_a_per_frame_engine_with_every_buffer_in_the_profile(exported, monkeypatch, tmp_path):
+    """The online model's profile: the frame and each shift buffer, batch 1..max (one row per stream)."""
+    manifest = json.loads((exported / "manifest.json").read_text())
+    data = Path(manifest["accuracy"]["data"])
+    torch.manual_seed(0)
+    config = {"num_classes": 2, "num_segments": 2, "width": 16}
+    Checkpoint("tsm_online_resnet18", config, build_model("tsm_online_resnet18", **config).state_dict(),
+               dataset_from_dir(data, "train")[1],
+               {"preprocess": Preprocess(16, 18).to_dict(),
+                "clip": {"num_segments": 2, "window_frames": 8, "stride_frames": 2}}).save(tmp_path / "on.pt")
+    export_bundle(tmp_path / "on.pt", tmp_path / "online", data=data, int8=True, online=True)
+    trt = fake()
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    build_engine(tmp_path / "online", BuildOptions(precision="int8", max_batch=3), gpu=GPU)
+    bundle = Bundle.load(tmp_path / "online")
+    meta = bundle.extra["engines"]["int8"]["online"]
+    assert meta["source"] == "model.online.int8.trt.onnx" and meta["file"] == "model.online.int8.engine"
+    profiles = engine_of(bundle.path("engine-online-int8"))["profiles"][0]
+    buffers = bundle.extra["online"]["buffers"]
+    assert list(profiles) == ["frame", *(b["name"] for b in buffers)]
+    assert profiles["frame"] == [[1, 3, 16, 16], [3, 3, 16, 16], [3, 3, 16, 16]]
+    assert all(profiles[b["name"]] == [[1, *b["shape"]], [3, *b["shape"]], [3, *b["shape"]]] for b in buffers)
+    assert len(trt.built) == 2  # the clip engine and the online one

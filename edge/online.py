@@ -1,0 +1,51 @@
+"""One stream's online model (`edge run --mode online`): the per-frame ONNX model `edge export --online`
+writes, with the stream's shift buffers carried from frame to frame.
+
+A decision costs one frame's compute instead of a clip's. The model sees frames as far apart as the clip
+model was trained to see its segments (the manifest's ``online.frame_step``: 4 for 8 segments over a
+32-frame window), so ``wants`` says which camera frames it takes. ``reset`` starts from zero buffers, as a
+clip starts with zero padding: a new stream, or a reconnect.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.backends.ort import OrtBackend
+from edge.bundle import Bundle
+from edge.errors import EdgeError
+
+
+class OnlineModel:
+    def __init__(self, bundle: Bundle, precision: str = "fp32", device: str = "cpu") -> None:
+        entry = bundle.extra.get("online")
+        if entry is None or "online" not in bundle.files:
+            raise EdgeError(f"--mode online: bundle {bundle.root} has no online model (export a *_online_* model "
+                            "with `edge export --online`)")
+        role = "online" if precision == "fp32" else f"online-{precision}"
+        if role not in bundle.files:
+            raise EdgeError(f"--mode online: bundle {bundle.root} has no {precision} online model "
+                            "(`edge export --online --int8` writes one)")
+        self.session = OrtBackend(bundle.path(role), precision, device).session
+        self.input, self.buffers = entry["input"], entry["buffers"]
+        self.outputs = [entry["output"], *(b["output"] for b in self.buffers)]
+        self.frame_step = int(entry.get("frame_step", 1))
+        self.name = f"ort-{device} online"
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = {b["name"]: np.zeros((1, *b["shape"]), np.float32) for b in self.buffers}
+        self.seen = 0
+
+    def wants(self) -> bool:
+        """Whether the next camera frame is one the model takes (every ``frame_step``-th, from the first)."""
+        take = self.seen % self.frame_step == 0
+        self.seen += 1
+        return take
+
+    def step(self, frame: np.ndarray) -> np.ndarray:
+        """Logits (classes,) for one preprocessed (3, S, S) frame; the buffers move on to the next one."""
+        logits, *nxt = self.session.run(self.outputs, {self.input: frame[None].astype(np.float32, copy=False),
+                                                       **self.state})
+        self.state = {b["name"]: v for b, v in zip(self.buffers, nxt, strict=True)}
+        return logits[0]
