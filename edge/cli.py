@@ -71,15 +71,26 @@ def _unavailable(name: str, missing: str) -> click.Command:
 @click.option("--smooth", type=click.IntRange(min=1), default=None,
               help="Average the last N decisions' probabilities (default: 1 in clip mode, the clip's "
                    "segment count online).")
+@click.option("--ema", type=float, default=None, help="Smooth with an exponential moving average of this weight "
+              "(0 < A <= 1) instead of --smooth.")
+@click.option("--threshold", type=float, default=None,
+              help="Action events: a class starts when its smoothed probability reaches P, ends below P - "
+                   "--hysteresis (json output: action_started / action_ended lines).")
+@click.option("--hysteresis", type=float, default=0.1, show_default=True)
+@click.option("--thresholds", "thresholds_file", type=click.Path(path_type=Path), default=None,
+              help="Per-class thresholds, TOML: label = P or label = {on = P, off = Q} (wins over --threshold).")
 @click.option("--preset", default=None,
               help="TOML file, or a name in jetson/presets/ (csi, usb), giving these options; the command line wins.")
 @click.pass_context
 def run(ctx: click.Context, bundle_dir: Path | None, source: str | None, outputs: tuple[str, ...], backend: str,
         precision: str, device: str, max_frames: int | None, max_reconnects: int, mode: str, smooth: int | None,
+        ema: float | None, threshold: float | None, hysteresis: float, thresholds_file: Path | None,
         preset: str | None) -> None:
     """Classify a video stream with a bundle and write the annotated video / events."""
     from edge.backends import open_backend
     from edge.bundle import Bundle
+    from edge.events import Thresholds
+    from edge.pipeline import Decisions
     from edge.pipeline import run as run_pipeline
 
     opts = {"bundle_dir": bundle_dir, "source": source, "outputs": outputs, "backend": backend,
@@ -107,9 +118,12 @@ def run(ctx: click.Context, bundle_dir: Path | None, source: str | None, outputs
         engine = OnlineModel(bundle, opts["precision"], opts["device"])
     else:
         engine = open_backend(bundle, opts["backend"], opts["precision"], opts["device"])
-    smooth = opts["smooth"] or (bundle.clip.num_segments if online else 1)
+    if ema is not None and opts["smooth"] is not None:
+        raise EdgeError("edge run: --ema and --smooth both smooth the scores; give one")
+    decisions = Decisions(opts["smooth"] or (bundle.clip.num_segments if online else 1), ema,
+                          Thresholds.build(bundle.labels, threshold, hysteresis, thresholds_file))
     summary = run_pipeline(bundle, engine, opts["source"], list(opts["outputs"]), max_frames=max_frames,
-                           smoothing=smooth, max_reconnects=opts["max_reconnects"])
+                           max_reconnects=opts["max_reconnects"], decisions=decisions)
     click.echo(summary.describe())
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +19,7 @@ import numpy as np
 from edge.backends import Backend
 from edge.bundle import Bundle
 from edge.errors import EdgeError
+from edge.events import ActionTracker, Ema, Thresholds
 from edge.gst import gst, launch
 from edge.motion import FrameFeed
 from edge.online import OnlineModel
@@ -44,6 +45,7 @@ class RunSummary:
     wall_s: float = 0.0
     infer_ms: list[float] = field(default_factory=list)
     interrupted: bool = False
+    last_t: float = 0.0  # stream time of the last frame: when actions still on at the end are closed
 
     def describe(self) -> str:
         t = np.asarray(self.infer_ms or [0.0])
@@ -118,35 +120,55 @@ def frames(source: Source, reconnect: bool = False) -> Iterator[tuple[np.ndarray
         pipe.set_state(Gst.State.NULL)
 
 
+@dataclass(frozen=True)
+class Decisions:
+    """How scores become decisions and events: ``smoothing`` (mean of the last N probability vectors) or
+    ``ema`` (exponential weight), and ``thresholds`` for action events (None: decisions only)."""
+
+    smoothing: int = 1
+    ema: float | None = None
+    thresholds: Thresholds | None = None
+
+    def smoother(self) -> Callable[[np.ndarray], np.ndarray]:
+        return ScoreSmoother(self.smoothing) if self.ema is None else Ema(self.ema)
+
+
 def run(bundle: Bundle, backend: Backend | OnlineModel, source: str, outputs: list[str],
         max_frames: int | None = None, smoothing: int = 1, max_reconnects: int = 0,
-        stable_s: float = STABLE_S) -> RunSummary:
+        stable_s: float = STABLE_S, decisions: Decisions | None = None) -> RunSummary:
     """Classify ``source`` until EOS, ``max_frames`` or Ctrl-C; returns what happened. A live source that
     drops is reconnected with backoff, forever unless ``max_reconnects`` bounds the consecutive attempts.
     ``backend``: a clip model's (sliding window), or an ``OnlineModel`` (a decision per frame it takes);
-    ``smoothing``: decisions are the mean of the last that many probability vectors."""
+    ``smoothing``: decisions are the mean of the last that many probability vectors (``decisions`` gives
+    the EMA and action thresholds instead). Actions still on at the end are closed with an event."""
+    decisions = decisions or Decisions(smoothing)
     src = parse_source(source)
     sinks: list[Sink] = []
     summary = RunSummary()
+    tracker = ActionTracker(bundle.labels, decisions.thresholds) if decisions.thresholds else None
     t0 = time.perf_counter()
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # systemd stop == Ctrl-C
     ok = False
     try:
         sinks = [open_sink(o) for o in outputs]
-        _loop(bundle, backend, src, sinks, summary, max_frames, smoothing, max_reconnects, stable_s)
+        _loop(bundle, backend, src, sinks, summary, max_frames, decisions, tracker, max_reconnects, stable_s)
         ok = True
     except KeyboardInterrupt:
         summary.interrupted, ok = True, True
     finally:
         signal.signal(signal.SIGTERM, previous)
+        for e in tracker.finish(summary.last_t, summary.frames) if tracker and ok else []:
+            for s in sinks:
+                s.event(e)
         for s in sinks:
             s.close(ok)
         summary.wall_s = time.perf_counter() - t0
     return summary
 
 
-def _loop(bundle: Bundle, backend: Backend, src: Source, sinks: list[Sink], summary: RunSummary,
-          max_frames: int | None, smoothing: int, max_reconnects: int, stable_s: float) -> None:
+def _loop(bundle: Bundle, backend: Backend | OnlineModel, src: Source, sinks: list[Sink], summary: RunSummary,
+          max_frames: int | None, decisions: Decisions, tracker: ActionTracker | None, max_reconnects: int,
+          stable_s: float) -> None:
     """One connection after another until EOS or ``max_frames``. Once the run has had frames, a drop or
     a failed reopen is retried after 0.25 s doubling up to 8 s; the count of consecutive failures (which
     sets the delay and is bounded by ``max_reconnects``) only resets after ``stable_s`` of frames, so a
@@ -154,7 +176,7 @@ def _loop(bundle: Bundle, backend: Backend, src: Source, sinks: list[Sink], summ
     failures = 0
     watchdog = Watchdog()  # READY=1 / WATCHDOG=1 under systemd (jetson/edge.service); a no-op elsewhere
     while True:
-        window, smoother, current, up_since = SlidingWindow(bundle.clip), ScoreSmoother(smoothing), None, None
+        window, smoother, current, up_since = SlidingWindow(bundle.clip), decisions.smoother(), None, None
         feed = FrameFeed(bundle.motion, bundle.preprocess.resize)  # a reconnect restarts the motion as the window
         if isinstance(backend, OnlineModel):
             backend.reset()  # and the online model's buffers
@@ -170,11 +192,15 @@ def _loop(bundle: Bundle, backend: Backend, src: Source, sinks: list[Sink], summ
                 decision = _step(bundle, backend, feed, window, smoother, rgb, t, summary)
                 if decision is not None:
                     current = decision
+                    events = tracker.update(decision.probs, decision.t, decision.frame) if tracker else []
                     for s in sinks:
                         s.decision(decision)
+                        for e in events:
+                            s.event(e)
                 for s in sinks:
                     s.frame(rgb, fps, current)
                 summary.frames += 1
+                summary.last_t = t
                 watchdog.alive()
                 if max_frames is not None and summary.frames >= max_frames:
                     return
@@ -192,7 +218,8 @@ def _loop(bundle: Bundle, backend: Backend, src: Source, sinks: list[Sink], summ
 
 
 def _step(bundle: Bundle, backend: Backend | OnlineModel, feed: FrameFeed, window: SlidingWindow,
-          smoother: ScoreSmoother, rgb: np.ndarray, t: float, summary: RunSummary) -> Decision | None:
+          smoother: Callable[[np.ndarray], np.ndarray], rgb: np.ndarray, t: float,
+          summary: RunSummary) -> Decision | None:
     if isinstance(backend, OnlineModel):
         if not backend.wants():
             return None
@@ -211,4 +238,4 @@ def _step(bundle: Bundle, backend: Backend | OnlineModel, feed: FrameFeed, windo
     summary.decisions += 1
     summary.infer_ms.append(ms)
     return Decision(t=t, frame=summary.frames, label=bundle.labels[order[0]], score=float(probs[order[0]]),
-                    top5=[(bundle.labels[i], float(probs[i])) for i in order], infer_ms=ms)
+                    top5=[(bundle.labels[i], float(probs[i])) for i in order], infer_ms=ms, probs=probs)

@@ -1,5 +1,7 @@
 """Output URIs: file://out.mp4, json://events.jsonl, display://, rtp://host:port.
 
+The JSON output has one line per decision and, with thresholds (edge/events.py), one per action event.
+
 Files are written to a temporary name and renamed only once finalized (mp4 after EOS has flushed the
 muxer, jsonl after its last line), so a killed run never leaves a half-written, unplayable file.
 """
@@ -10,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import cv2
@@ -31,11 +33,13 @@ class Decision:
     score: float
     top5: list[tuple[str, float]]
     infer_ms: float
+    probs: np.ndarray | None = None  # every class's smoothed probability (what thresholds look at)
 
 
 class Sink(Protocol):
     def frame(self, rgb: np.ndarray, fps: float, decision: Decision | None) -> None: ...
     def decision(self, d: Decision) -> None: ...
+    def event(self, e: dict[str, Any]) -> None: ...
     def close(self, ok: bool) -> None: ...
 
 
@@ -92,6 +96,9 @@ class AppSrcSink:
     def decision(self, d: Decision) -> None:
         pass
 
+    def event(self, e: dict[str, Any]) -> None:
+        pass
+
     def close(self, ok: bool) -> None:
         Gst, _ = gst()
         if self.pipe is not None:
@@ -122,6 +129,11 @@ class JsonSink:
         self.f.write(json.dumps({"t": round(d.t, 4), "frame": d.frame, "label": d.label, "score": round(d.score, 5),
                                  "top5": [[lab, round(s, 5)] for lab, s in d.top5],
                                  "infer_ms": round(d.infer_ms, 3)}) + "\n")
+        self.f.flush()
+
+    def event(self, e: dict[str, Any]) -> None:
+        """An action event, on its own line: ``{"event": "action_started" | "action_ended", ...}``."""
+        self.f.write(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in e.items()}) + "\n")
         self.f.flush()
 
     def close(self, ok: bool) -> None:
