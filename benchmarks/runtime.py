@@ -70,8 +70,8 @@ def latency(clip_model: Path, online_model: Path, buffers: list[dict[str, Any]],
 def paper_geometry(work: Path, runs: int) -> dict[str, float]:
     import torch
 
-    from export.onnx import export_onnx
     from export.online import export_online
+    from export.onnx import export_onnx
     from train.models import build_model
 
     torch.manual_seed(0)
