@@ -56,9 +56,17 @@ def _unavailable(name: str, missing: str) -> click.Command:
 
 @main.command()
 @click.option("--model", "bundle_dir", type=click.Path(path_type=Path), help="Bundle directory.")
-@click.option("--source", help="file://x.mp4, test://, v4l2:///dev/video0, rtsp://..., csi://0")
+@click.option("--source", "sources", multiple=True,
+              help="file://x.mp4, test://, v4l2:///dev/video0, rtsp://..., csi://0 (repeatable: one stream each)")
+@click.option("--sources", "sources_file", type=click.Path(path_type=Path), default=None,
+              help="A file of source URIs, one per line (# comments), added to --source.")
 @click.option("--output", "outputs", multiple=True,
-              help="file://out.mp4, json://events.jsonl, display://, rtp://host:port (repeatable)")
+              help="file://out.mp4, json://events.jsonl, display://, rtp://host:port (repeatable); with several "
+                   "streams, {stream} in it becomes the stream's number")
+@click.option("--max-batch", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Frames of at most this many streams per inference call.")
+@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="How long a partial batch waits for the other streams.")
 @click.option("--backend", default="ort", show_default=True, help="ort, torch or tensorrt (an `edge build` engine)")
 @click.option("--precision", default="fp32", show_default=True, help="fp32 or int8")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or tensorrt (ORT provider)")
@@ -82,18 +90,17 @@ def _unavailable(name: str, missing: str) -> click.Command:
 @click.option("--preset", default=None,
               help="TOML file, or a name in jetson/presets/ (csi, usb), giving these options; the command line wins.")
 @click.pass_context
-def run(ctx: click.Context, bundle_dir: Path | None, source: str | None, outputs: tuple[str, ...], backend: str,
-        precision: str, device: str, max_frames: int | None, max_reconnects: int, mode: str, smooth: int | None,
-        ema: float | None, threshold: float | None, hysteresis: float, thresholds_file: Path | None,
-        preset: str | None) -> None:
+def run(ctx: click.Context, bundle_dir: Path | None, sources: tuple[str, ...], sources_file: Path | None,
+        outputs: tuple[str, ...], max_batch: int, max_wait_ms: float, backend: str, precision: str, device: str,
+        max_frames: int | None, max_reconnects: int, mode: str, smooth: int | None, ema: float | None,
+        threshold: float | None, hysteresis: float, thresholds_file: Path | None, preset: str | None) -> None:
     """Classify a video stream with a bundle and write the annotated video / events."""
     from edge.backends import open_backend
     from edge.bundle import Bundle
     from edge.events import Thresholds
-    from edge.pipeline import Decisions
-    from edge.pipeline import run as run_pipeline
+    from edge.pipeline import Batching, Decisions, read_sources, run_streams, stream_outputs
 
-    opts = {"bundle_dir": bundle_dir, "source": source, "outputs": outputs, "backend": backend,
+    opts = {"bundle_dir": bundle_dir, "sources": sources or None, "outputs": outputs, "backend": backend,
             "precision": precision, "device": device, "max_reconnects": max_reconnects, "mode": mode,
             "smooth": smooth}
     if preset is not None:
@@ -101,9 +108,12 @@ def run(ctx: click.Context, bundle_dir: Path | None, source: str | None, outputs
 
         typed = {k for k in opts if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
         opts = merge(load_preset(preset), opts, typed)
-    for key, flag in (("bundle_dir", "--model"), ("source", "--source")):
-        if opts[key] is None:
-            raise EdgeError(f"edge run: {flag} is required (on the command line or in --preset)")
+    source_list = ([opts["sources"]] if isinstance(opts["sources"], str) else list(opts["sources"] or [])) + (
+        read_sources(sources_file) if sources_file is not None else [])
+    if opts["bundle_dir"] is None:
+        raise EdgeError("edge run: --model is required (on the command line or in --preset)")
+    if not source_list:
+        raise EdgeError("edge run: --source is required (on the command line, in --sources or in --preset)")
     if opts["mode"] not in ("auto", "clip", "online") or (opts["smooth"] is not None and opts["smooth"] < 1):
         raise EdgeError(f"edge run: mode {opts['mode']!r} / smooth {opts['smooth']!r}: expected auto, clip or "
                         "online, and a smooth of at least 1")
@@ -122,9 +132,14 @@ def run(ctx: click.Context, bundle_dir: Path | None, source: str | None, outputs
         raise EdgeError("edge run: --ema and --smooth both smooth the scores; give one")
     decisions = Decisions(opts["smooth"] or (bundle.clip.num_segments if online else 1), ema,
                           Thresholds.build(bundle.labels, threshold, hysteresis, thresholds_file))
-    summary = run_pipeline(bundle, engine, opts["source"], list(opts["outputs"]), max_frames=max_frames,
-                           max_reconnects=opts["max_reconnects"], decisions=decisions)
-    click.echo(summary.describe())
+    summaries = run_streams(bundle, engine, source_list, stream_outputs(list(opts["outputs"]), len(source_list)),
+                            max_frames=max_frames, max_reconnects=opts["max_reconnects"], decisions=decisions,
+                            batching=Batching(max_batch, max_wait_ms))
+    for uri, summary in zip(source_list, summaries, strict=True):
+        click.echo(summary.describe() if len(source_list) == 1 else f"{uri}: {summary.describe()}")
+    if len(source_list) > 1:
+        sizes = summaries[0].batches
+        click.echo(f"{len(sizes)} inference calls, {sum(sizes) / max(1, len(sizes)):.2f} streams per call on average")
 
 
 @main.command()

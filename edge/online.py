@@ -1,10 +1,11 @@
-"""One stream's online model (`edge run --mode online`): the per-frame ONNX model `edge export --online`
-writes, with the stream's shift buffers carried from frame to frame.
+"""The online model (`edge run --mode online`): the per-frame ONNX model `edge export --online`
+writes, with each stream's shift buffers carried from frame to frame.
 
 A decision costs one frame's compute instead of a clip's. The model sees frames as far apart as the clip
 model was trained to see its segments (the manifest's ``online.frame_step``: 4 for 8 segments over a
 32-frame window), so ``wants`` says which camera frames it takes. ``reset`` starts from zero buffers, as a
-clip starts with zero padding: a new stream, or a reconnect.
+clip starts with zero padding: a new stream, or a reconnect. Each stream has its own buffers (``stream``
+ids), and frames of several streams run as one batch (``step_batch``).
 """
 
 from __future__ import annotations
@@ -31,21 +32,33 @@ class OnlineModel:
         self.outputs = [entry["output"], *(b["output"] for b in self.buffers)]
         self.frame_step = int(entry.get("frame_step", 1))
         self.name = f"ort-{device} online"
-        self.reset()
+        self.state: dict[int, dict[str, np.ndarray]] = {}
+        self.seen: dict[int, int] = {}
 
-    def reset(self) -> None:
-        self.state = {b["name"]: np.zeros((1, *b["shape"]), np.float32) for b in self.buffers}
-        self.seen = 0
+    def reset(self, stream: int = 0) -> None:
+        """Zero buffers for ``stream``: a new stream, or one that reconnected."""
+        self.state[stream] = {b["name"]: np.zeros((1, *b["shape"]), np.float32) for b in self.buffers}
+        self.seen[stream] = 0
 
-    def wants(self) -> bool:
-        """Whether the next camera frame is one the model takes (every ``frame_step``-th, from the first)."""
-        take = self.seen % self.frame_step == 0
-        self.seen += 1
+    def wants(self, stream: int = 0) -> bool:
+        """Whether ``stream``'s next camera frame is one the model takes (every ``frame_step``-th, from the
+        first)."""
+        take = self.seen[stream] % self.frame_step == 0
+        self.seen[stream] += 1
         return take
 
-    def step(self, frame: np.ndarray) -> np.ndarray:
+    def step(self, frame: np.ndarray, stream: int = 0) -> np.ndarray:
         """Logits (classes,) for one preprocessed (3, S, S) frame; the buffers move on to the next one."""
-        logits, *nxt = self.session.run(self.outputs, {self.input: frame[None].astype(np.float32, copy=False),
-                                                       **self.state})
-        self.state = {b["name"]: v for b, v in zip(self.buffers, nxt, strict=True)}
-        return logits[0]
+        return self.step_batch([(stream, frame)])[0]
+
+    def step_batch(self, frames: list[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+        """One call for a frame of each of several streams (each stream at most once): their frames and
+        buffers are stacked on the batch axis, and each stream gets its own logits and buffers back."""
+        streams = [s for s, _ in frames]
+        feed = {self.input: np.stack([f for _, f in frames]).astype(np.float32, copy=False)}
+        for b in self.buffers:
+            feed[b["name"]] = np.concatenate([self.state[s][b["name"]] for s in streams])
+        logits, *nxt = self.session.run(self.outputs, feed)
+        for i, s in enumerate(streams):
+            self.state[s] = {b["name"]: v[i : i + 1] for b, v in zip(self.buffers, nxt, strict=True)}
+        return list(logits)

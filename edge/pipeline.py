@@ -1,22 +1,29 @@
 """source ! videoconvert ! videoscale ! appsink -> window -> backend -> smoothing -> overlay -> sinks.
 
-GStreamer does decoding, colour conversion and (on Jetson) the camera; Python pulls RGB frames from the
-appsink, keeps the clip window, runs the backend and feeds the sinks. EOS and Ctrl-C (or SIGTERM from a
-service manager) end the run cleanly with every output finalized. A live source that drops after it
+GStreamer does decoding, colour conversion and (on Jetson) the camera. Each stream has a capture thread
+that pulls RGB frames from its appsink into a small bounded queue, and a worker thread that keeps the clip
+window (or the online model's buffers), asks the one inference thread (edge/batcher.py, which batches the
+streams' requests) for scores, smooths them and feeds the stream's sinks. EOS and Ctrl-C (or SIGTERM from
+a service manager) end the run cleanly with every output finalized. A live source that drops after it
 delivered frames is reconnected with backoff; a first connection that fails is a one-line EdgeError.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edge.backends import Backend
+from edge.batcher import Batcher, Request
 from edge.bundle import Bundle
 from edge.errors import EdgeError
 from edge.events import ActionTracker, Ema, Thresholds
@@ -31,6 +38,8 @@ from edge.window import ScoreSmoother, SlidingWindow, softmax
 log = logging.getLogger(__name__)
 
 PULL_TIMEOUT_S = 5.0  # no frame for this long: a stalled source
+FRAME_QUEUE = 4  # frames a stream's capture thread may be ahead of its worker
+JOIN_S = 5.0  # at shutdown, how long each thread gets to finish
 POLL_S = 0.1  # how often a wait for a frame looks at the bus for errors
 EOS = "end of stream"
 BACKOFF_S, BACKOFF_MAX_S = 0.25, 8.0  # reconnect delay: doubles per consecutive failure, capped
@@ -46,13 +55,15 @@ class RunSummary:
     infer_ms: list[float] = field(default_factory=list)
     interrupted: bool = False
     last_t: float = 0.0  # stream time of the last frame: when actions still on at the end are closed
+    dropped: int = 0  # frames a live source dropped because its worker was behind
+    batches: list[int] = field(default_factory=list)  # the size of every inference batch (all streams)
 
     def describe(self) -> str:
         t = np.asarray(self.infer_ms or [0.0])
         how = "interrupted" if self.interrupted else "done"
         return (f"{how}: {self.frames} frames, {self.decisions} decisions in {self.wall_s:.1f} s "
                 f"({self.frames / max(self.wall_s, 1e-9):.1f} fps); inference p50 {np.percentile(t, 50):.2f} ms, "
-                f"p95 {np.percentile(t, 95):.2f} ms; reconnects {self.reconnects}")
+                f"p95 {np.percentile(t, 95):.2f} ms; reconnects {self.reconnects}; dropped {self.dropped}")
 
 
 class SourceDropped(Exception):
@@ -87,7 +98,8 @@ def _bus_error(pipe) -> str | None:
     return err.message
 
 
-def frames(source: Source, reconnect: bool = False) -> Iterator[tuple[np.ndarray, float, float]]:
+def frames(source: Source, reconnect: bool = False,
+           stop: threading.Event | None = None) -> Iterator[tuple[np.ndarray, float, float]]:
     """Frames of one connection to ``source``, ending at EOS. A live source that errors, ends or stalls
     for PULL_TIMEOUT_S after it started (or, when ``reconnect``, before) raises SourceDropped so the caller
     can retry; any other failure is a one-line EdgeError, so a first connection to a bad URI fails fast.
@@ -101,6 +113,8 @@ def frames(source: Source, reconnect: bool = False) -> Iterator[tuple[np.ndarray
             reason = f"cannot be opened ({_bus_error(pipe) or 'state change failed'})"
         deadline = time.monotonic() + PULL_TIMEOUT_S
         while reason is None:
+            if stop is not None and stop.is_set():
+                return
             sample = sink.emit("try-pull-sample", int(POLL_S * Gst.SECOND))
             if sample is not None:
                 started = True
@@ -133,109 +147,276 @@ class Decisions:
         return ScoreSmoother(self.smoothing) if self.ema is None else Ema(self.ema)
 
 
-def run(bundle: Bundle, backend: Backend | OnlineModel, source: str, outputs: list[str],
-        max_frames: int | None = None, smoothing: int = 1, max_reconnects: int = 0,
-        stable_s: float = STABLE_S, decisions: Decisions | None = None) -> RunSummary:
-    """Classify ``source`` until EOS, ``max_frames`` or Ctrl-C; returns what happened. A live source that
-    drops is reconnected with backoff, forever unless ``max_reconnects`` bounds the consecutive attempts.
-    ``backend``: a clip model's (sliding window), or an ``OnlineModel`` (a decision per frame it takes);
-    ``smoothing``: decisions are the mean of the last that many probability vectors (``decisions`` gives
-    the EMA and action thresholds instead). Actions still on at the end are closed with an event."""
-    decisions = decisions or Decisions(smoothing)
-    src = parse_source(source)
-    sinks: list[Sink] = []
-    summary = RunSummary()
-    tracker = ActionTracker(bundle.labels, decisions.thresholds) if decisions.thresholds else None
-    t0 = time.perf_counter()
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # systemd stop == Ctrl-C
-    ok = False
-    try:
-        sinks = [open_sink(o) for o in outputs]
-        _loop(bundle, backend, src, sinks, summary, max_frames, decisions, tracker, max_reconnects, stable_s)
-        ok = True
-    except KeyboardInterrupt:
-        summary.interrupted, ok = True, True
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        for e in tracker.finish(summary.last_t, summary.frames) if tracker and ok else []:
-            for s in sinks:
-                s.event(e)
-        for s in sinks:
-            s.close(ok)
-        summary.wall_s = time.perf_counter() - t0
-    return summary
+@dataclass(frozen=True)
+class Batching:
+    """Frames of several streams in one backend call: up to ``max_batch``, waiting at most ``max_wait_ms``
+    for the other streams after the first request (a lone stream never waits)."""
+
+    max_batch: int = 8
+    max_wait_ms: float = 10.0
 
 
-def _loop(bundle: Bundle, backend: Backend | OnlineModel, src: Source, sinks: list[Sink], summary: RunSummary,
-          max_frames: int | None, decisions: Decisions, tracker: ActionTracker | None, max_reconnects: int,
-          stable_s: float) -> None:
-    """One connection after another until EOS or ``max_frames``. Once the run has had frames, a drop or
-    a failed reopen is retried after 0.25 s doubling up to 8 s; the count of consecutive failures (which
-    sets the delay and is bounded by ``max_reconnects``) only resets after ``stable_s`` of frames, so a
-    flapping source backs off instead of reconnecting at the first step forever."""
-    failures = 0
-    watchdog = Watchdog()  # READY=1 / WATCHDOG=1 under systemd (jetson/edge.service); a no-op elsewhere
-    while True:
-        window, smoother, current, up_since = SlidingWindow(bundle.clip), decisions.smoother(), None, None
-        feed = FrameFeed(bundle.motion, bundle.preprocess.resize)  # a reconnect restarts the motion as the window
-        if isinstance(backend, OnlineModel):
-            backend.reset()  # and the online model's buffers
+_RESET, _END = "reset", "end"  # markers from a stream's capture thread to its worker
+
+
+class _Stream:
+    """One source: its capture thread (GStreamer frames, reconnects) feeding a bounded queue, and its worker
+    thread (window or online step, inference through the batcher, smoothing, events, outputs)."""
+
+    def __init__(self, index: int, source: Source, sinks: list[Sink], run: _Run) -> None:
+        self.index, self.src, self.sinks, self.run = index, source, sinks, run
+        self.summary = RunSummary()
+        self.frames: queue.Queue[Any] = queue.Queue(maxsize=FRAME_QUEUE)
+        self.error: BaseException | None = None
+        self.tracker = ActionTracker(run.bundle.labels, run.decisions.thresholds) if run.decisions.thresholds else None
+        self.threads = [threading.Thread(target=self._guard, args=(self._capture,), name=f"edge-capture-{index}",
+                                         daemon=True),
+                        threading.Thread(target=self._guard, args=(self._work,), name=f"edge-stream-{index}",
+                                         daemon=True)]
+
+    def _guard(self, body: Callable[[], None]) -> None:
         try:
-            for rgb, t, fps in frames(src, reconnect=summary.frames > 0):
-                now = time.monotonic()
-                if up_since is None:
-                    up_since = now
-                    if failures:
-                        log.info("%s: reconnected", src.uri)
-                elif now - up_since >= stable_s:
-                    failures = 0
-                decision = _step(bundle, backend, feed, window, smoother, rgb, t, summary)
+            body()
+        except BaseException as e:  # noqa: BLE001 - the main thread re-raises it and stops the other streams
+            self.error = self.error or e
+            self.run.stop.set()
+        finally:
+            if body == self._capture:
+                self._put(_END)
+
+    def _put(self, item: Any) -> None:
+        """Queue an item for the worker. A live source whose worker is behind drops its oldest frame (counted)
+        instead of growing latency; a file source waits for room (never drops), unless the run is stopping."""
+        while True:
+            try:
+                self.frames.put(item, timeout=POLL_S)
+                return
+            except queue.Full:
+                if self.src.live:
+                    try:
+                        if isinstance(self.frames.get_nowait(), tuple):
+                            self.summary.dropped += 1
+                    except queue.Empty:
+                        pass
+                elif self.run.stop.is_set():
+                    return
+
+    def _capture(self) -> None:
+        """One connection after another until EOS, ``max_frames`` or stop. Once the stream has had frames,
+        a drop or a failed reopen is retried after 0.25 s doubling up to 8 s; the count of consecutive
+        failures (which sets the delay and is bounded by ``max_reconnects``) only resets after ``stable_s``
+        of frames, so a flapping source backs off instead of reconnecting at the first step forever."""
+        failures, delivered, run = 0, 0, self.run
+        while not run.stop.is_set():
+            up_since = None
+            try:
+                for item in frames(self.src, reconnect=delivered > 0, stop=run.stop):
+                    now = time.monotonic()
+                    if up_since is None:
+                        up_since = now
+                        if failures:
+                            log.info("%s: reconnected", self.src.uri)
+                    elif now - up_since >= run.stable_s:
+                        failures = 0
+                    self._put(item)
+                    delivered += 1
+                    if run.max_frames is not None and delivered >= run.max_frames:
+                        return
+                return
+            except SourceDropped as e:
+                if run.max_reconnects and failures >= run.max_reconnects:
+                    raise EdgeError(f"--source {self.src.uri}: still failing; giving up after {failures} "
+                                    f"reconnect attempts ({e})") from None
+                failures += 1
+                self.summary.reconnects += 1
+                delay = min(BACKOFF_S * 2 ** (failures - 1), BACKOFF_MAX_S)
+                log.warning("%s: dropped (%s); reconnect %d in %.2f s", self.src.uri, e, failures, delay)
+                self._put(_RESET)  # a reconnect restarts the window, the motion and the buffers
+                run.watchdog.alive()  # waiting on purpose, not hung
+                run.stop.wait(delay)
+
+    def _work(self) -> None:
+        run = self.run
+        try:
+            state = self._fresh()
+            current = None
+            while True:
+                try:
+                    item = self.frames.get(timeout=POLL_S)
+                except queue.Empty:
+                    if run.stop.is_set():  # stopping, and the capture thread has nothing more for us
+                        return
+                    continue
+                if item == _END:
+                    return
+                if item == _RESET:
+                    state = self._fresh()
+                    continue
+                rgb, t, fps = item
+                decision = self._decide(state, rgb, t)
                 if decision is not None:
                     current = decision
-                    events = tracker.update(decision.probs, decision.t, decision.frame) if tracker else []
-                    for s in sinks:
+                    events = self.tracker.update(decision.probs, decision.t, decision.frame) if self.tracker else []
+                    for s in self.sinks:
                         s.decision(decision)
                         for e in events:
                             s.event(e)
-                for s in sinks:
+                for s in self.sinks:
                     s.frame(rgb, fps, current)
-                summary.frames += 1
-                summary.last_t = t
-                watchdog.alive()
-                if max_frames is not None and summary.frames >= max_frames:
-                    return
-            return
-        except SourceDropped as e:
-            if max_reconnects and failures >= max_reconnects:
-                raise EdgeError(f"--source {src.uri}: still failing; giving up after {failures} reconnect "
-                                f"attempts ({e})") from None
-            failures += 1
-            summary.reconnects += 1
-            delay = min(BACKOFF_S * 2 ** (failures - 1), BACKOFF_MAX_S)
-            log.warning("%s: dropped (%s); reconnect %d in %.2f s", src.uri, e, failures, delay)
-            watchdog.alive()  # waiting on purpose, not hung
-            time.sleep(delay)
+                self.summary.frames += 1
+                self.summary.last_t = t
+                run.watchdog.alive()
+        finally:
+            run.batcher.stream_ended()
+
+    def _fresh(self) -> tuple[SlidingWindow, FrameFeed, Callable[[np.ndarray], np.ndarray]]:
+        bundle = self.run.bundle
+        if isinstance(self.run.backend, OnlineModel):
+            self.run.backend.reset(self.index)
+        return SlidingWindow(bundle.clip), FrameFeed(bundle.motion, bundle.preprocess.resize), \
+            self.run.decisions.smoother()
+
+    def _decide(self, state: tuple, rgb: np.ndarray, t: float) -> Decision | None:
+        window, feed, smoother = state
+        bundle, backend = self.run.bundle, self.run.backend
+        if isinstance(backend, OnlineModel):
+            if not backend.wants(self.index):
+                return None
+            x = bundle.preprocess.frame(rgb)
+        else:
+            clips = [c for image in feed(rgb) if (c := window.push(bundle.preprocess.frame(image))) is not None]
+            if not clips:
+                return None
+            x = clips[-1]
+        request = self.run.batcher.submit(self.index, x)
+        logits = request.wait()
+        probs = smoother(softmax(logits))
+        order = np.argsort(probs)[::-1][:5]
+        self.summary.decisions += 1
+        self.summary.infer_ms.append(request.ms)
+        return Decision(t=t, frame=self.summary.frames, label=bundle.labels[order[0]], score=float(probs[order[0]]),
+                        top5=[(bundle.labels[i], float(probs[i])) for i in order], infer_ms=request.ms, probs=probs)
+
+    def finish(self, ok: bool) -> None:
+        """Close the actions still on, then the outputs (``ok``: finalize the files)."""
+        for e in self.tracker.finish(self.summary.last_t, self.summary.frames) if self.tracker and ok else []:
+            for s in self.sinks:
+                s.event(e)
+        for s in self.sinks:
+            s.close(ok)
 
 
-def _step(bundle: Bundle, backend: Backend | OnlineModel, feed: FrameFeed, window: SlidingWindow,
-          smoother: Callable[[np.ndarray], np.ndarray], rgb: np.ndarray, t: float,
-          summary: RunSummary) -> Decision | None:
+@dataclass
+class _Run:
+    bundle: Bundle
+    backend: Backend | OnlineModel
+    decisions: Decisions
+    max_frames: int | None
+    max_reconnects: int
+    stable_s: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    watchdog: Watchdog = field(default_factory=Watchdog)  # READY=1 / WATCHDOG=1 under systemd; else a no-op
+    batcher: Any = None
+
+
+def _run_batch(backend: Backend | OnlineModel) -> Callable[[list[Request]], list[np.ndarray]]:
+    """One backend call for a batch of requests: clips stacked on the batch axis (padded to a TensorRT
+    engine's fixed batch), or the online model's frames with each stream's buffers."""
     if isinstance(backend, OnlineModel):
-        if not backend.wants():
-            return None
-        frame = bundle.preprocess.frame(rgb)
-        t_inf = time.perf_counter()
-        logits = backend.step(frame)
-    else:
-        clips = [c for image in feed(rgb) if (c := window.push(bundle.preprocess.frame(image))) is not None]
-        if not clips:
-            return None
-        t_inf = time.perf_counter()
-        logits = backend.infer(clips[-1])[0]
-    ms = (time.perf_counter() - t_inf) * 1e3
-    probs = smoother(softmax(logits))
-    order = np.argsort(probs)[::-1][:5]
-    summary.decisions += 1
-    summary.infer_ms.append(ms)
-    return Decision(t=t, frame=summary.frames, label=bundle.labels[order[0]], score=float(probs[order[0]]),
-                    top5=[(bundle.labels[i], float(probs[i])) for i in order], infer_ms=ms, probs=probs)
+        return lambda batch: backend.step_batch([(r.stream, r.x) for r in batch])
+    fixed = getattr(backend, "batch", None)
+
+    def run_batch(batch: list[Request]) -> list[np.ndarray]:
+        x = np.concatenate([r.x for r in batch])
+        if fixed and len(x) < fixed:
+            x = np.concatenate([x, np.zeros((fixed - len(x), *x.shape[1:]), x.dtype)])
+        return list(backend.infer(x)[: len(batch)])
+
+    return run_batch
+
+
+def run_streams(bundle: Bundle, backend: Backend | OnlineModel, sources: list[str], outputs: list[list[str]],
+                max_frames: int | None = None, max_reconnects: int = 0, stable_s: float = STABLE_S,
+                decisions: Decisions | None = None, batching: Batching | None = None) -> list[RunSummary]:
+    """Classify every source until each ends (EOS or ``max_frames``) or Ctrl-C / SIGTERM; ``outputs[i]`` are
+    stream i's output URIs. Each stream has its own window (or online buffers), reconnects and outputs; their
+    inference requests are batched (``batching``). The first error in any stream stops them all and is
+    raised here once every output is closed. Returns each stream's summary."""
+    batching = batching or Batching()
+    run = _Run(bundle, backend, decisions or Decisions(), max_frames, max_reconnects, stable_s)
+    srcs = [parse_source(s) for s in sources]
+    streams: list[_Stream] = []
+    t0 = time.perf_counter()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # systemd stop == Ctrl-C
+    interrupted = False
+    try:
+        for i, (src, uris) in enumerate(zip(srcs, outputs, strict=True)):
+            streams.append(_Stream(i, src, [], run))
+            for u in uris:  # one by one: those opened before a bad one are closed (and removed) below
+                streams[-1].sinks.append(open_sink(u))
+        run.batcher = Batcher(_run_batch(backend), len(streams), batching.max_batch, batching.max_wait_ms / 1e3)
+        for st in streams:
+            for th in st.threads:
+                th.start()
+        while any(th.is_alive() for st in streams for th in st.threads):
+            for st in streams:
+                for th in st.threads:
+                    th.join(POLL_S)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        run.stop.set()
+        for st in streams:
+            for th in st.threads:
+                if th.ident is not None:  # started
+                    th.join(JOIN_S)  # bounded: a stuck thread is a daemon and dies with the process
+        if run.batcher is not None:
+            run.batcher.close()
+        signal.signal(signal.SIGTERM, previous)
+        error = next((st.error for st in streams if st.error is not None), None)
+        ok = error is None or isinstance(error, KeyboardInterrupt)
+        for st in streams:
+            st.finish(ok)
+            st.summary.interrupted = interrupted
+            st.summary.wall_s = time.perf_counter() - t0
+            if run.batcher is not None:
+                st.summary.batches = run.batcher.sizes
+    if error is not None and not isinstance(error, KeyboardInterrupt):
+        raise error
+    return [st.summary for st in streams]
+
+
+def read_sources(path: Path) -> list[str]:
+    """``--sources FILE``: one URI per line; blank lines and # comments skipped."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as e:
+        raise EdgeError(f"--sources {path}: cannot read it ({e.strerror})") from None
+    uris = [ln.split("#", 1)[0].strip() for ln in lines]
+    if not any(uris):
+        raise EdgeError(f"--sources {path}: no source URIs in it")
+    return [u for u in uris if u]
+
+
+def stream_outputs(outputs: list[str], n: int) -> list[list[str]]:
+    """Each stream's output URIs: ``{stream}`` becomes its number. With several streams every output except
+    display:// must name the stream, so two streams never write one file or one port."""
+    if n > 1:
+        shared = [o for o in outputs if "{stream}" not in o and not o.startswith("display://")]
+        if shared:
+            raise EdgeError(f"--output {shared[0]}: {n} streams would share it; put {{stream}} in it "
+                            "(file://out_{stream}.mp4)")
+    return [[o.replace("{stream}", str(i)) for o in outputs] for i in range(n)]
+
+
+def run(bundle: Bundle, backend: Backend | OnlineModel, source: str, outputs: list[str],
+        max_frames: int | None = None, smoothing: int = 1, max_reconnects: int = 0,
+        stable_s: float = STABLE_S, decisions: Decisions | None = None) -> RunSummary:
+    """Classify ``source`` until EOS, ``max_frames`` or Ctrl-C; returns what happened (``run_streams`` with
+    one stream). A live source that drops is reconnected with backoff, forever unless ``max_reconnects``
+    bounds the consecutive attempts. ``backend``: a clip model's (sliding window), or an ``OnlineModel``
+    (a decision per frame it takes); ``smoothing``: decisions are the mean of the last that many
+    probability vectors (``decisions`` gives the EMA and action thresholds instead). Actions still on at
+    the end are closed with an event."""
+    return run_streams(bundle, backend, [source], [outputs], max_frames, max_reconnects, stable_s,
+                       decisions or Decisions(smoothing))[0]

@@ -17,7 +17,7 @@ from edge.errors import EdgeError
 PRESET_DIR = Path(__file__).resolve().parents[1] / "jetson" / "presets"
 # preset key -> (`edge run` parameter, accepted types)
 KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
-    "model": ("bundle_dir", (str,)), "source": ("source", (str,)), "output": ("outputs", (str, list)),
+    "model": ("bundle_dir", (str,)), "source": ("sources", (str,)), "output": ("outputs", (str, list)),
     "backend": ("backend", (str,)), "precision": ("precision", (str,)), "device": ("device", (str,)),
     "max_reconnects": ("max_reconnects", (int,)), "mode": ("mode", (str,)), "smooth": ("smooth", (int,)),
 }

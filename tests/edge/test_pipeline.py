@@ -181,12 +181,13 @@ def test_sigterm_from_a_service_manager_ends_the_run_cleanly(color_bundle, tmp_p
 def test_summary_line_reports_counts_rate_latency_and_reconnects():
     from edge.pipeline import RunSummary
 
-    s = RunSummary(frames=120, decisions=30, reconnects=2, wall_s=4.0, infer_ms=[1.0, 2.0, 3.0, 10.0])
+    s = RunSummary(frames=120, decisions=30, reconnects=2, wall_s=4.0, infer_ms=[1.0, 2.0, 3.0, 10.0], dropped=5)
     assert s.describe() == ("done: 120 frames, 30 decisions in 4.0 s (30.0 fps); inference p50 2.50 ms, "
-                            "p95 8.95 ms; reconnects 2")
+                            "p95 8.95 ms; reconnects 2; dropped 5")
     s.interrupted = True
     assert s.describe().startswith("interrupted: 120 frames")
     assert RunSummary().describe() == ("done: 0 frames, 0 decisions in 0.0 s (0.0 fps); inference p50 0.00 ms, "
-                                       "p95 0.00 ms; reconnects 0")
+                                       "p95 0.00 ms; reconnects 0; dropped 0")
     assert RunSummary(frames=3, wall_s=0.5, infer_ms=[4.0]).describe() == (
-        "done: 3 frames, 0 decisions in 0.5 s (6.0 fps); inference p50 4.00 ms, p95 4.00 ms; reconnects 0")
+        "done: 3 frames, 0 decisions in 0.5 s (6.0 fps); inference p50 4.00 ms, p95 4.00 ms; reconnects 0; "
+        "dropped 0")

@@ -14,7 +14,7 @@ from edge.presets import PRESET_DIR, load_preset, merge
 @pytest.mark.parametrize("name, source", [("csi", "csi://0"), ("usb", "v4l2:///dev/video0")])
 def test_the_shipped_presets_load(name, source):
     p = load_preset(name)
-    assert p["source"] == source and p["backend"] == "tensorrt" and p["precision"] == "int8"
+    assert p["sources"] == source and p["backend"] == "tensorrt" and p["precision"] == "int8"
     assert isinstance(p["outputs"], tuple) and any(o.startswith("json://") for o in p["outputs"])
     assert (PRESET_DIR / f"{name}.toml").is_file()
 

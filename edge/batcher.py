@@ -1,0 +1,107 @@
+"""One inference thread for every stream (`edge run --source A --source B ...`).
+
+Each stream's thread submits a request (its clip, or its frame for the online model) and waits for the
+result. The inference thread takes the first request, then gathers more until it holds one from every
+stream still running, ``max_batch`` of them, or ``max_wait_s`` has passed since the first, whichever is
+first, and runs them as one batch. A lone stream never waits: its batch is full at one. A stream has at
+most one request in flight (it waits for each), so a batch never holds two frames of the same stream,
+which the online model's buffers rely on.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Request:
+    stream: int
+    x: np.ndarray
+    done: threading.Event = field(default_factory=threading.Event)
+    result: np.ndarray | None = None
+    error: BaseException | None = None
+    ms: float = 0.0  # the batch's inference time
+
+    def wait(self) -> np.ndarray:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+class Batcher:
+    """``run_batch(requests)`` returns one result row per request, in order."""
+
+    def __init__(self, run_batch: Callable[[list[Request]], list[np.ndarray]], streams: int, max_batch: int,
+                 max_wait_s: float) -> None:
+        self.run_batch, self.max_batch, self.max_wait_s = run_batch, max(1, max_batch), max_wait_s
+        self.running = streams  # streams that may still submit: a batch of that many is full
+        self.sizes: list[int] = []  # every batch's size, for the summary
+        self._q: queue.Queue[Request | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="edge-inference", daemon=True)
+        self._thread.start()
+
+    def submit(self, stream: int, x: np.ndarray) -> Request:
+        r = Request(stream, x)
+        self._q.put(r)
+        return r
+
+    def stream_ended(self) -> None:
+        with self._lock:
+            self.running -= 1
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._q.put(None)
+        self._thread.join(timeout)
+
+    def _full(self, n: int) -> bool:
+        with self._lock:
+            return n >= min(self.max_batch, max(1, self.running))
+
+    def _loop(self) -> None:
+        while (first := self._q.get()) is not None:
+            batch, stop = [first], False
+            deadline = time.monotonic() + self.max_wait_s
+            while not self._full(len(batch)):
+                try:
+                    r = self._q.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if r is None:
+                    stop = True
+                    break
+                batch.append(r)
+            self._run(batch)
+            if stop:
+                break
+        while True:  # closing: nobody should be waiting, but never leave a waiter hanging
+            try:
+                r = self._q.get_nowait()
+            except queue.Empty:
+                return
+            if r is not None:
+                r.error = RuntimeError("the inference thread was closed")
+                r.done.set()
+
+    def _run(self, batch: list[Request]) -> None:
+        t0 = time.perf_counter()
+        try:
+            rows = self.run_batch(batch)
+            ms = (time.perf_counter() - t0) * 1e3
+            for r, row in zip(batch, rows, strict=True):
+                r.result, r.ms = row, ms
+        except BaseException as e:  # noqa: BLE001 - handed to every waiter, re-raised in its thread
+            for r in batch:
+                r.error = e
+        finally:
+            self.sizes.append(len(batch))
+            for r in batch:
+                r.done.set()
