@@ -87,18 +87,24 @@ def _unavailable(name: str, missing: str) -> click.Command:
 @click.option("--hysteresis", type=float, default=0.1, show_default=True)
 @click.option("--thresholds", "thresholds_file", type=click.Path(path_type=Path), default=None,
               help="Per-class thresholds, TOML: label = P or label = {on = P, off = Q} (wins over --threshold).")
+@click.option("--stats", "stats_s", type=float, default=None, is_flag=False, flag_value=5.0,
+              help="Log each stream's frames/s, drops and stage latencies (p50/p95/p99) every S seconds "
+                   "(--stats alone: 5).")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve the same metrics in Prometheus' text format on this port.")
 @click.option("--preset", default=None,
               help="TOML file, or a name in jetson/presets/ (csi, usb), giving these options; the command line wins.")
 @click.pass_context
 def run(ctx: click.Context, bundle_dir: Path | None, sources: tuple[str, ...], sources_file: Path | None,
         outputs: tuple[str, ...], max_batch: int, max_wait_ms: float, backend: str, precision: str, device: str,
         max_frames: int | None, max_reconnects: int, mode: str, smooth: int | None, ema: float | None,
-        threshold: float | None, hysteresis: float, thresholds_file: Path | None, preset: str | None) -> None:
+        threshold: float | None, hysteresis: float, thresholds_file: Path | None, stats_s: float | None,
+        metrics_port: int | None, preset: str | None) -> None:
     """Classify a video stream with a bundle and write the annotated video / events."""
     from edge.backends import open_backend
     from edge.bundle import Bundle
     from edge.events import Thresholds
-    from edge.pipeline import Batching, Decisions, read_sources, run_streams, stream_outputs
+    from edge.pipeline import Batching, Decisions, Monitoring, read_sources, run_streams, stream_outputs
 
     opts = {"bundle_dir": bundle_dir, "sources": sources or None, "outputs": outputs, "backend": backend,
             "precision": precision, "device": device, "max_reconnects": max_reconnects, "mode": mode,
@@ -134,9 +140,10 @@ def run(ctx: click.Context, bundle_dir: Path | None, sources: tuple[str, ...], s
                           Thresholds.build(bundle.labels, threshold, hysteresis, thresholds_file))
     summaries = run_streams(bundle, engine, source_list, stream_outputs(list(opts["outputs"]), len(source_list)),
                             max_frames=max_frames, max_reconnects=opts["max_reconnects"], decisions=decisions,
-                            batching=Batching(max_batch, max_wait_ms))
+                            batching=Batching(max_batch, max_wait_ms), monitoring=Monitoring(stats_s, metrics_port))
     for uri, summary in zip(source_list, summaries, strict=True):
         click.echo(summary.describe() if len(source_list) == 1 else f"{uri}: {summary.describe()}")
+        click.echo(f"  {summary.latency}")
     if len(source_list) > 1:
         sizes = summaries[0].batches
         click.echo(f"{len(sizes)} inference calls, {sum(sizes) / max(1, len(sizes)):.2f} streams per call on average")

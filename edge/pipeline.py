@@ -28,6 +28,7 @@ from edge.bundle import Bundle
 from edge.errors import EdgeError
 from edge.events import ActionTracker, Ema, Thresholds
 from edge.gst import gst, launch
+from edge.metrics import Metrics
 from edge.motion import FrameFeed
 from edge.online import OnlineModel
 from edge.sinks import Decision, Sink, open_sink
@@ -57,6 +58,12 @@ class RunSummary:
     last_t: float = 0.0  # stream time of the last frame: when actions still on at the end are closed
     dropped: int = 0  # frames a live source dropped because its worker was behind
     batches: list[int] = field(default_factory=list)  # the size of every inference batch (all streams)
+    latency: str = ""  # the stages' p50/p95/p99 (edge/metrics.py), filled at the end
+
+    def counts(self, seconds: float) -> str:
+        """The running counts, for ``--stats`` lines."""
+        return (f"{self.frames} frames ({self.frames / max(seconds, 1e-9):.1f}/s), {self.decisions} decisions, "
+                f"dropped {self.dropped}, reconnects {self.reconnects}")
 
     def describe(self) -> str:
         t = np.asarray(self.infer_ms or [0.0])
@@ -99,8 +106,9 @@ def _bus_error(pipe) -> str | None:
 
 
 def frames(source: Source, reconnect: bool = False,
-           stop: threading.Event | None = None) -> Iterator[tuple[np.ndarray, float, float]]:
-    """Frames of one connection to ``source``, ending at EOS. A live source that errors, ends or stalls
+           stop: threading.Event | None = None) -> Iterator[tuple[np.ndarray, float, float, float]]:
+    """(RGB frame, stream time, fps, seconds its sample took to copy out) for each frame of one connection
+    to ``source``, ending at EOS. A live source that errors, ends or stalls
     for PULL_TIMEOUT_S after it started (or, when ``reconnect``, before) raises SourceDropped so the caller
     can retry; any other failure is a one-line EdgeError, so a first connection to a bad URI fails fast.
     Pulls in short slices to see bus errors (a vanished RTSP server) at once, not after the timeout."""
@@ -118,7 +126,9 @@ def frames(source: Source, reconnect: bool = False,
             sample = sink.emit("try-pull-sample", int(POLL_S * Gst.SECOND))
             if sample is not None:
                 started = True
-                yield _frame_from_sample(sample)
+                t0 = time.perf_counter()
+                rgb, t, fps = _frame_from_sample(sample)
+                yield rgb, t, fps, time.perf_counter() - t0
                 deadline = time.monotonic() + PULL_TIMEOUT_S
             elif (error := _bus_error(pipe)) is not None:
                 reason = error
@@ -195,7 +205,7 @@ class _Stream:
                 if self.src.live:
                     try:
                         if isinstance(self.frames.get_nowait(), tuple):
-                            self.summary.dropped += 1
+                            self.summary.dropped += 1  # Prometheus reads it from the summary (edge/metrics.py)
                     except queue.Empty:
                         pass
                 elif self.run.stop.is_set():
@@ -210,7 +220,9 @@ class _Stream:
         while not run.stop.is_set():
             up_since = None
             try:
-                for item in frames(self.src, reconnect=delivered > 0, stop=run.stop):
+                for rgb, t, fps, capture_s in frames(self.src, reconnect=delivered > 0, stop=run.stop):
+                    run.metrics.stage(self.index, "capture", capture_s)
+                    item = (rgb, t, fps, time.perf_counter())  # when captured: the end-to-end clock starts
                     now = time.monotonic()
                     if up_since is None:
                         up_since = now
@@ -252,9 +264,11 @@ class _Stream:
                 if item == _RESET:
                     state = self._fresh()
                     continue
-                rgb, t, fps = item
+                rgb, t, fps, captured = item
                 decision = self._decide(state, rgb, t)
+                t_out = time.perf_counter()
                 if decision is not None:
+                    run.metrics.stage(self.index, "end_to_end", t_out - captured)
                     current = decision
                     events = self.tracker.update(decision.probs, decision.t, decision.frame) if self.tracker else []
                     for s in self.sinks:
@@ -263,6 +277,7 @@ class _Stream:
                             s.event(e)
                 for s in self.sinks:
                     s.frame(rgb, fps, current)
+                run.metrics.stage(self.index, "output", time.perf_counter() - t_out)
                 self.summary.frames += 1
                 self.summary.last_t = t
                 run.watchdog.alive()
@@ -278,7 +293,8 @@ class _Stream:
 
     def _decide(self, state: tuple, rgb: np.ndarray, t: float) -> Decision | None:
         window, feed, smoother = state
-        bundle, backend = self.run.bundle, self.run.backend
+        bundle, backend, metrics = self.run.bundle, self.run.backend, self.run.metrics
+        t0 = time.perf_counter()
         if isinstance(backend, OnlineModel):
             if not backend.wants(self.index):
                 return None
@@ -286,14 +302,20 @@ class _Stream:
         else:
             clips = [c for image in feed(rgb) if (c := window.push(bundle.preprocess.frame(image))) is not None]
             if not clips:
+                metrics.stage(self.index, "preprocess", time.perf_counter() - t0)
                 return None
             x = clips[-1]
+        t1 = time.perf_counter()
+        metrics.stage(self.index, "preprocess", t1 - t0)
         request = self.run.batcher.submit(self.index, x)
         logits = request.wait()
+        t2 = time.perf_counter()
+        metrics.stage(self.index, "inference", t2 - t1)  # waiting for the batch included
         probs = smoother(softmax(logits))
         order = np.argsort(probs)[::-1][:5]
         self.summary.decisions += 1
         self.summary.infer_ms.append(request.ms)
+        metrics.stage(self.index, "postprocess", time.perf_counter() - t2)
         return Decision(t=t, frame=self.summary.frames, label=bundle.labels[order[0]], score=float(probs[order[0]]),
                         top5=[(bundle.labels[i], float(probs[i])) for i in order], infer_ms=request.ms, probs=probs)
 
@@ -317,6 +339,7 @@ class _Run:
     stop: threading.Event = field(default_factory=threading.Event)
     watchdog: Watchdog = field(default_factory=Watchdog)  # READY=1 / WATCHDOG=1 under systemd; else a no-op
     batcher: Any = None
+    metrics: Any = None
 
 
 def _run_batch(backend: Backend | OnlineModel) -> Callable[[list[Request]], list[np.ndarray]]:
@@ -335,14 +358,24 @@ def _run_batch(backend: Backend | OnlineModel) -> Callable[[list[Request]], list
     return run_batch
 
 
+@dataclass(frozen=True)
+class Monitoring:
+    """``stats_s``: log every stream's counts and stage latencies this often (None: only at exit);
+    ``metrics_port``: serve them in Prometheus' text format on this port (None: not served)."""
+
+    stats_s: float | None = None
+    metrics_port: int | None = None
+
+
 def run_streams(bundle: Bundle, backend: Backend | OnlineModel, sources: list[str], outputs: list[list[str]],
                 max_frames: int | None = None, max_reconnects: int = 0, stable_s: float = STABLE_S,
-                decisions: Decisions | None = None, batching: Batching | None = None) -> list[RunSummary]:
+                decisions: Decisions | None = None, batching: Batching | None = None,
+                monitoring: Monitoring | None = None) -> list[RunSummary]:
     """Classify every source until each ends (EOS or ``max_frames``) or Ctrl-C / SIGTERM; ``outputs[i]`` are
     stream i's output URIs. Each stream has its own window (or online buffers), reconnects and outputs; their
     inference requests are batched (``batching``). The first error in any stream stops them all and is
-    raised here once every output is closed. Returns each stream's summary."""
-    batching = batching or Batching()
+    raised here once every output is closed. Returns each stream's summary, its stage latencies included."""
+    batching, monitoring = batching or Batching(), monitoring or Monitoring()
     run = _Run(bundle, backend, decisions or Decisions(), max_frames, max_reconnects, stable_s)
     srcs = [parse_source(s) for s in sources]
     streams: list[_Stream] = []
@@ -354,14 +387,26 @@ def run_streams(bundle: Bundle, backend: Backend | OnlineModel, sources: list[st
             streams.append(_Stream(i, src, [], run))
             for u in uris:  # one by one: those opened before a bad one are closed (and removed) below
                 streams[-1].sinks.append(open_sink(u))
+        run.metrics = Metrics([st.summary for st in streams])
+        if monitoring.metrics_port is not None:
+            try:
+                run.metrics.serve(monitoring.metrics_port)
+            except OSError as e:
+                raise EdgeError(f"--metrics-port {monitoring.metrics_port}: cannot listen ({e.strerror})") from None
         run.batcher = Batcher(_run_batch(backend), len(streams), batching.max_batch, batching.max_wait_ms / 1e3)
         for st in streams:
             for th in st.threads:
                 th.start()
+        next_stats = time.monotonic() + (monitoring.stats_s or float("inf"))
         while any(th.is_alive() for st in streams for th in st.threads):
             for st in streams:
                 for th in st.threads:
                     th.join(POLL_S)
+            if time.monotonic() >= next_stats:
+                next_stats += monitoring.stats_s
+                for st in streams:
+                    log.info("%s: %s; %s", st.src.uri, st.summary.counts(time.perf_counter() - t0),
+                             run.metrics.line(st.index))
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -381,6 +426,10 @@ def run_streams(bundle: Bundle, backend: Backend | OnlineModel, sources: list[st
             st.summary.wall_s = time.perf_counter() - t0
             if run.batcher is not None:
                 st.summary.batches = run.batcher.sizes
+            if run.metrics is not None:
+                st.summary.latency = run.metrics.line(st.index)
+        if run.metrics is not None:
+            run.metrics.close()
     if error is not None and not isinstance(error, KeyboardInterrupt):
         raise error
     return [st.summary for st in streams]

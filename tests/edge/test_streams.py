@@ -17,8 +17,9 @@ from edge.errors import EdgeError
 from edge.online import OnlineModel
 
 pytest.importorskip("gi", reason="PyGObject (GStreamer bindings) not installed")
-from edge.pipeline import Batching, run, run_streams, stream_outputs  # noqa: E402
 from test_online_run import online_bundle, red_then_blue  # noqa: E402,F401 - the fixture, shared
+
+from edge.pipeline import Batching, run, run_streams, stream_outputs  # noqa: E402
 
 
 def video(path, colours, n=24):
