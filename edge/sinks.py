@@ -1,4 +1,5 @@
-"""Output URIs: file://out.mp4, json://events.jsonl, display://, rtp://host:port.
+"""Output URIs: file://out.mp4, json://events.jsonl, display://, rtp://host:port, rtsp://[host]:port/name
+(served: edge/rtsp_out.py).
 
 The JSON output has one line per decision and, with thresholds (edge/events.py), one per action event.
 
@@ -22,7 +23,7 @@ from edge.atomic import finalize, temp_beside
 from edge.errors import EdgeError
 from edge.gst import gst, has_element, launch
 
-SCHEMES = ("file", "json", "display", "rtp")
+SCHEMES = ("file", "json", "display", "rtp", "rtsp")
 
 
 @dataclass
@@ -57,7 +58,8 @@ def draw_overlay(rgb: np.ndarray, d: Decision | None) -> np.ndarray:
     return out
 
 
-def _encoder() -> str:
+def encoder() -> str:
+    """The first H.264 encoder GStreamer has here (x264enc, else openh264enc, else avenc_h264_omx)."""
     for name, desc in (("x264enc", "x264enc speed-preset=ultrafast tune=zerolatency key-int-max=30"),
                        ("openh264enc", "openh264enc"), ("avenc_h264_omx", "avenc_h264_omx")):
         if has_element(name):
@@ -161,8 +163,12 @@ def open_sink(uri: str) -> Sink:
             raise EdgeError(f"--output {uri}: expected a .mp4 or .mkv file name")
         mux = "mp4mux" if final.suffix.lower() == ".mp4" else "matroskamux"
         tmp = temp_beside(final)
-        return AppSrcSink(uri, f"video/x-raw,format=I420 ! {_encoder()} ! h264parse ! {mux} ! "
+        return AppSrcSink(uri, f"video/x-raw,format=I420 ! {encoder()} ! h264parse ! {mux} ! "
                                f"filesink location=\"{tmp}\"", tmp, final)
+    if parts.scheme == "rtsp":
+        from edge.rtsp_out import RtspSink
+
+        return RtspSink(uri)
     if parts.scheme == "display":
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise EdgeError(f"--output {uri}: no display here (DISPLAY/WAYLAND_DISPLAY unset)")
@@ -170,5 +176,5 @@ def open_sink(uri: str) -> Sink:
     host, port = parts.hostname, parts.port
     if not host or not port:
         raise EdgeError(f"--output {uri!r}: expected rtp://host:port")
-    return AppSrcSink(uri, f"video/x-raw,format=I420 ! {_encoder()} ! rtph264pay config-interval=1 pt=96 ! "
+    return AppSrcSink(uri, f"video/x-raw,format=I420 ! {encoder()} ! rtph264pay config-interval=1 pt=96 ! "
                            f"udpsink host={host} port={port} sync=false")

@@ -111,13 +111,13 @@ def test_rtp_output_sends_h264_rtp_packets_to_the_given_port():
 ])
 def test_h264_encoder_falls_back_in_order(monkeypatch, present, chosen):
     monkeypatch.setattr(sinks, "has_element", lambda name: name in present)  # a registry lacking some
-    assert sinks._encoder() == chosen
+    assert sinks.encoder() == chosen
 
 
 def test_no_h264_encoder_is_a_one_line_error_naming_the_package(monkeypatch):
     monkeypatch.setattr(sinks, "has_element", lambda name: False)
     with pytest.raises(EdgeError) as e:
-        sinks._encoder()
+        sinks.encoder()
     assert str(e.value) == "no H.264 encoder in GStreamer (install gstreamer1.0-plugins-ugly for x264enc)"
 
 
