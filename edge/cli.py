@@ -92,6 +92,8 @@ def _unavailable(name: str, missing: str) -> click.Command:
                    "(--stats alone: 5).")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
               help="Serve the same metrics in Prometheus' text format on this port.")
+@click.option("--print-pipeline", is_flag=True,
+              help="Print every stream's GStreamer source and output pipelines (the elements picked here) and exit.")
 @click.option("--preset", default=None,
               help="TOML file, or a name in jetson/presets/ (csi, usb), giving these options; the command line wins.")
 @click.pass_context
@@ -99,12 +101,13 @@ def run(ctx: click.Context, bundle_dir: Path | None, sources: tuple[str, ...], s
         outputs: tuple[str, ...], max_batch: int, max_wait_ms: float, backend: str, precision: str, device: str,
         max_frames: int | None, max_reconnects: int, mode: str, smooth: int | None, ema: float | None,
         threshold: float | None, hysteresis: float, thresholds_file: Path | None, stats_s: float | None,
-        metrics_port: int | None, preset: str | None) -> None:
+        metrics_port: int | None, print_pipeline: bool, preset: str | None) -> None:
     """Classify a video stream with a bundle and write the annotated video / events."""
     from edge.backends import open_backend
     from edge.bundle import Bundle
     from edge.events import Thresholds
     from edge.pipeline import Batching, Decisions, Monitoring, read_sources, run_streams, stream_outputs
+
 
     opts = {"bundle_dir": bundle_dir, "sources": sources or None, "outputs": outputs, "backend": backend,
             "precision": precision, "device": device, "max_reconnects": max_reconnects, "mode": mode,
@@ -123,6 +126,11 @@ def run(ctx: click.Context, bundle_dir: Path | None, sources: tuple[str, ...], s
     if opts["mode"] not in ("auto", "clip", "online") or (opts["smooth"] is not None and opts["smooth"] < 1):
         raise EdgeError(f"edge run: mode {opts['mode']!r} / smooth {opts['smooth']!r}: expected auto, clip or "
                         "online, and a smooth of at least 1")
+    if print_pipeline:
+        from edge.pipeline import describe_pipelines
+
+        click.echo(describe_pipelines(source_list, stream_outputs(list(opts["outputs"]), len(source_list))))
+        return
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # reconnects, one line each on stderr
     bundle = Bundle.load(Path(opts["bundle_dir"]))
     online = opts["mode"] == "online" or (opts["mode"] == "auto" and "online" in bundle.files)

@@ -458,6 +458,20 @@ def stream_outputs(outputs: list[str], n: int) -> list[list[str]]:
     return [[o.replace("{stream}", str(i)) for o in outputs] for i in range(n)]
 
 
+def describe_pipelines(sources: list[str], outputs: list[list[str]]) -> str:
+    """Every stream's GStreamer source pipeline and output branches, as this machine would build them (its
+    decoders, converters and encoders; W, H and FPS are the source's, known at its first frame). Nothing
+    is opened for writing: each output is built and dropped."""
+    lines = []
+    for i, (uri, uris) in enumerate(zip(sources, outputs, strict=True)):
+        lines.append(f"stream {i} source {uri}: {parse_source(uri).description}")
+        for u in uris:
+            sink = open_sink(u)
+            lines.append(f"stream {i} output {u}: {sink.description}")
+            sink.close(False)
+    return "\n".join(lines)
+
+
 def run(bundle: Bundle, backend: Backend | OnlineModel, source: str, outputs: list[str],
         max_frames: int | None = None, smoothing: int = 1, max_reconnects: int = 0,
         stable_s: float = STABLE_S, decisions: Decisions | None = None) -> RunSummary:

@@ -69,14 +69,14 @@ class RtspSink:
         if not self.port or not self.path or self.path.count("/") != 1:
             raise EdgeError(f"--output {uri!r}: expected rtsp://[host]:port/name")
         _rtsp()  # fail now, not at the first frame, if gst-rtsp-server is missing
+        self.description = (f"{self._launch('W', 'H', 'FPS')} served at rtsp://{self.host}:{self.port}{self.path} "
+                            "(gst-rtsp-server, shared)")
         self.server: _Server | None = None
         self.appsrcs: list[Any] = []
         self.lock = threading.Lock()
         self.count, self.duration = 0, 0
 
     def _mount(self, rgb: np.ndarray, fps: float) -> None:
-        from edge.sinks import encoder
-
         Gst, _ = gst()
         rtsp = _rtsp()
         h, w = rgb.shape[:2]
@@ -89,13 +89,19 @@ class RtspSink:
             self.server = _servers[key]
             self.server.mounts += 1
         factory = rtsp.RTSPMediaFactory()
-        factory.set_launch(f"( appsrc name=src is-live=true format=time caps=video/x-raw,format=RGB,width={w},"
-                           f"height={h},framerate={num}/{den} ! videoconvert ! video/x-raw,format=I420 ! {encoder()} "
-                           "! rtph264pay name=pay0 pt=96 config-interval=1 )")
+        factory.set_launch(self._launch(w, h, f"{num}/{den}"))
         factory.set_shared(True)
         factory.connect("media-configure", self._configure)
         self.factory = factory
         self.server.server.get_mount_points().add_factory(self.path, factory)
+
+    @staticmethod
+    def _launch(w: int | str, h: int | str, rate: str) -> str:
+        from edge.sinks import encoder
+
+        return (f"( appsrc name=src is-live=true format=time caps=video/x-raw,format=RGB,width={w},height={h},"
+                f"framerate={rate} ! videoconvert ! video/x-raw,format=I420 ! {encoder()} ! rtph264pay name=pay0 "
+                "pt=96 config-interval=1 )")
 
     def _configure(self, factory: Any, media: Any) -> None:
         src = media.get_element().get_by_name_recurse_up("src")

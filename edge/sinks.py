@@ -58,12 +58,24 @@ def draw_overlay(rgb: np.ndarray, d: Decision | None) -> np.ndarray:
     return out
 
 
+# H.264 encoders, best first: Jetson's and NVIDIA desktop GPUs' hardware ones (chosen automatically where
+# their GStreamer plugin registered them), then software; EDGE_H264_ENCODER=<element> forces one.
+ENCODERS = (("nvv4l2h264enc", "nvvidconv ! video/x-raw(memory:NVMM),format=I420 ! "
+                              "nvv4l2h264enc insert-sps-pps=true idrinterval=30"),
+            ("nvh264enc", "nvh264enc zerolatency=true gop-size=30"),
+            ("x264enc", "x264enc speed-preset=ultrafast tune=zerolatency key-int-max=30"),
+            ("openh264enc", "openh264enc"), ("avenc_h264_omx", "avenc_h264_omx"))
+
+
 def encoder() -> str:
-    """The first H.264 encoder GStreamer has here (x264enc, else openh264enc, else avenc_h264_omx)."""
-    for name, desc in (("x264enc", "x264enc speed-preset=ultrafast tune=zerolatency key-int-max=30"),
-                       ("openh264enc", "openh264enc"), ("avenc_h264_omx", "avenc_h264_omx")):
-        if has_element(name):
+    """The best H.264 encoder GStreamer has here (``ENCODERS``), as a launch fragment taking I420 frames."""
+    forced = os.environ.get("EDGE_H264_ENCODER")
+    for name, desc in ENCODERS:
+        if (name == forced or forced is None) and has_element(name):
             return desc
+    if forced is not None:
+        raise EdgeError(f"EDGE_H264_ENCODER={forced}: not an H.264 encoder GStreamer has here "
+                        f"(known: {', '.join(n for n, _ in ENCODERS)})")
     raise EdgeError("no H.264 encoder in GStreamer (install gstreamer1.0-plugins-ugly for x264enc)")
 
 
@@ -74,6 +86,11 @@ class AppSrcSink:
         self.uri, self.tail, self.tmp, self.final = uri, tail, tmp, final
         self.pipe = self.src = None
         self.count = 0
+
+    @property
+    def description(self) -> str:
+        """The branch's launch string (the frame size and rate are the source's, known at the first frame)."""
+        return f"appsrc caps=video/x-raw,format=RGB,width=W,height=H,framerate=FPS ! videoconvert ! {self.tail}"
 
     def _start(self, rgb: np.ndarray, fps: float) -> None:
         Gst, _ = gst()
@@ -123,6 +140,7 @@ class JsonSink:
         self.final = final
         self.tmp = temp_beside(final)
         self.f = open(self.tmp, "w")  # noqa: SIM115 - held open for the whole run, closed in close()
+        self.description = f"JSON lines (decisions, action events) -> {final}"
 
     def frame(self, rgb: np.ndarray, fps: float, decision: Decision | None) -> None:
         pass

@@ -47,7 +47,7 @@ def test_a_failed_run_leaves_no_events_file(tmp_path):
 
 
 @pytest.mark.parametrize("uri, message", [
-    ("gopher://x", "--output 'gopher://x': unknown scheme (expected one of: file://, json://, display://, rtp://)"),
+    ("gopher://x", "--output 'gopher://x': unknown scheme (expected one of: file://, json://, display://, rtp://, rtsp://)"),
     ("file:///nonexistent-dir/out.mp4", "--output file:///nonexistent-dir/out.mp4: directory does not exist: "
                                         "/nonexistent-dir"),
     ("file:///tmp/out.avi", "--output file:///tmp/out.avi: expected a .mp4 or .mkv file name"),
@@ -105,17 +105,31 @@ def test_rtp_output_sends_h264_rtp_packets_to_the_given_port():
 
 
 @pytest.mark.parametrize("present, chosen", [
+    ({"nvv4l2h264enc", "nvh264enc", "x264enc"}, "nvvidconv ! video/x-raw(memory:NVMM),format=I420 ! "
+                                                "nvv4l2h264enc insert-sps-pps=true idrinterval=30"),  # Jetson
+    ({"nvh264enc", "x264enc"}, "nvh264enc zerolatency=true gop-size=30"),  # a desktop NVIDIA GPU
     ({"x264enc", "openh264enc"}, "x264enc speed-preset=ultrafast tune=zerolatency key-int-max=30"),
     ({"openh264enc", "avenc_h264_omx"}, "openh264enc"),  # Debian without plugins-ugly
     ({"avenc_h264_omx"}, "avenc_h264_omx"),
 ])
 def test_h264_encoder_falls_back_in_order(monkeypatch, present, chosen):
     monkeypatch.setattr(sinks, "has_element", lambda name: name in present)  # a registry lacking some
+    monkeypatch.delenv("EDGE_H264_ENCODER", raising=False)
     assert sinks.encoder() == chosen
+
+
+def test_an_encoder_can_be_forced_and_a_missing_one_is_named(monkeypatch):
+    monkeypatch.setattr(sinks, "has_element", lambda name: name in {"nvh264enc", "x264enc"})
+    monkeypatch.setenv("EDGE_H264_ENCODER", "x264enc")
+    assert sinks.encoder().startswith("x264enc")
+    monkeypatch.setenv("EDGE_H264_ENCODER", "nvv4l2h264enc")
+    with pytest.raises(EdgeError, match="EDGE_H264_ENCODER=nvv4l2h264enc: not an H.264 encoder GStreamer has here"):
+        sinks.encoder()
 
 
 def test_no_h264_encoder_is_a_one_line_error_naming_the_package(monkeypatch):
     monkeypatch.setattr(sinks, "has_element", lambda name: False)
+    monkeypatch.delenv("EDGE_H264_ENCODER", raising=False)
     with pytest.raises(EdgeError) as e:
         sinks.encoder()
     assert str(e.value) == "no H.264 encoder in GStreamer (install gstreamer1.0-plugins-ugly for x264enc)"

@@ -115,3 +115,17 @@ def test_the_command_runs_a_sources_file(color_bundle, sources, tmp_path):
                           sources[0], "--source", sources[1], "--output", f"json://{tmp_path}/x.jsonl"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "2 streams would share it" in bad.stderr
+
+
+def test_print_pipeline_describes_every_stream_and_writes_nothing(color_bundle, sources, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    r = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--model", str(color_bundle.root), "--source",
+                        sources[0], "--source", "test://?is-live=true", "--output", f"json://{out}/ev_{{stream}}.jsonl",
+                        "--output", f"file://{out}/v_{{stream}}.mp4", "--print-pipeline"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 6 and lines[0].startswith(f"stream 0 source {sources[0]}: filesrc")
+    assert "videotestsrc" in lines[3] and "appsink" in lines[3] and "x264enc" in lines[5]
+    assert list(out.iterdir()) == []  # described, not run: no file was left behind
