@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 PULL_TIMEOUT_S = 5.0  # no frame for this long: a stalled source
 FRAME_QUEUE = 4  # frames a stream's capture thread may be ahead of its worker
+TRUNCATED_S = 0.25  # a file whose frames end this much before its declared duration is incomplete
 JOIN_S = 5.0  # at shutdown, how long each thread gets to finish
 POLL_S = 0.1  # how often a wait for a frame looks at the bus for errors
 EOS = "end of stream"
@@ -105,6 +106,17 @@ def _bus_error(pipe) -> str | None:
     return err.message
 
 
+def _truncated(pipe: Any, end_s: float) -> str | None:
+    """Why a file that reached EOS is incomplete: its frames stop well before the duration its container
+    declares (a recording cut off mid-write). None when it is whole or declares no duration."""
+    Gst, _ = gst()
+    ok, duration = pipe.query_duration(Gst.Format.TIME)
+    total = duration / Gst.SECOND if ok and duration > 0 else 0.0
+    if total and end_s < total - TRUNCATED_S:
+        return f"truncated or corrupt: its frames stop at {end_s:.2f} s of the {total:.2f} s it declares"
+    return None
+
+
 def frames(source: Source, reconnect: bool = False,
            stop: threading.Event | None = None) -> Iterator[tuple[np.ndarray, float, float, float]]:
     """(RGB frame, stream time, fps, seconds its sample took to copy out) for each frame of one connection
@@ -115,7 +127,7 @@ def frames(source: Source, reconnect: bool = False,
     Gst, _ = gst()
     pipe = launch(source.description)
     sink = pipe.get_by_name("sink")
-    started, reason = False, None
+    started, reason, end_s = False, None, 0.0
     try:
         if pipe.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
             reason = f"cannot be opened ({_bus_error(pipe) or 'state change failed'})"
@@ -128,12 +140,13 @@ def frames(source: Source, reconnect: bool = False,
                 started = True
                 t0 = time.perf_counter()
                 rgb, t, fps = _frame_from_sample(sample)
+                end_s = t + (1 / fps if fps else 0.0)
                 yield rgb, t, fps, time.perf_counter() - t0
                 deadline = time.monotonic() + PULL_TIMEOUT_S
             elif (error := _bus_error(pipe)) is not None:
                 reason = error
             elif sink.props.eos:
-                reason = EOS
+                reason = EOS if source.live else _truncated(pipe, end_s) or EOS
             elif time.monotonic() > deadline:
                 reason = f"no frames within {PULL_TIMEOUT_S:.0f} s"
         if source.live and (started or reconnect):
@@ -178,6 +191,8 @@ class _Stream:
         self.summary = RunSummary()
         self.frames: queue.Queue[Any] = queue.Queue(maxsize=FRAME_QUEUE)
         self.error: BaseException | None = None
+        self.partial = False  # its source failed after delivering frames: finalize the outputs anyway
+        self.delivered = 0
         self.tracker = ActionTracker(run.bundle.labels, run.decisions.thresholds) if run.decisions.thresholds else None
         self.threads = [threading.Thread(target=self._guard, args=(self._capture,), name=f"edge-capture-{index}",
                                          daemon=True),
@@ -189,6 +204,8 @@ class _Stream:
             body()
         except BaseException as e:  # noqa: BLE001 - the main thread re-raises it and stops the other streams
             self.error = self.error or e
+            # a source that fails after it delivered frames (a truncated file): what it gave is kept
+            self.partial = body == self._capture and isinstance(e, EdgeError) and self.delivered > 0
             self.run.stop.set()
         finally:
             if body == self._capture:
@@ -216,11 +233,11 @@ class _Stream:
         a drop or a failed reopen is retried after 0.25 s doubling up to 8 s; the count of consecutive
         failures (which sets the delay and is bounded by ``max_reconnects``) only resets after ``stable_s``
         of frames, so a flapping source backs off instead of reconnecting at the first step forever."""
-        failures, delivered, run = 0, 0, self.run
+        failures, run = 0, self.run
         while not run.stop.is_set():
             up_since = None
             try:
-                for rgb, t, fps, capture_s in frames(self.src, reconnect=delivered > 0, stop=run.stop):
+                for rgb, t, fps, capture_s in frames(self.src, reconnect=self.delivered > 0, stop=run.stop):
                     run.metrics.stage(self.index, "capture", capture_s)
                     item = (rgb, t, fps, time.perf_counter())  # when captured: the end-to-end clock starts
                     now = time.monotonic()
@@ -231,8 +248,8 @@ class _Stream:
                     elif now - up_since >= run.stable_s:
                         failures = 0
                     self._put(item)
-                    delivered += 1
-                    if run.max_frames is not None and delivered >= run.max_frames:
+                    self.delivered += 1
+                    if run.max_frames is not None and self.delivered >= run.max_frames:
                         return
                 return
             except SourceDropped as e:
@@ -320,8 +337,14 @@ class _Stream:
                         top5=[(bundle.labels[i], float(probs[i])) for i in order], infer_ms=request.ms, probs=probs)
 
     def finish(self, ok: bool) -> None:
-        """Close the actions still on, then the outputs (``ok``: finalize the files)."""
-        for e in self.tracker.finish(self.summary.last_t, self.summary.frames) if self.tracker and ok else []:
+        """Close the actions still on, then the outputs (``ok``: finalize the files). A stream whose source
+        failed after frames also finalizes them, with an ``error`` event as the last line."""
+        ok = ok or self.partial
+        events = self.tracker.finish(self.summary.last_t, self.summary.frames) if self.tracker and ok else []
+        if self.partial:
+            events.append({"event": "error", "t": self.summary.last_t, "frame": self.summary.frames,
+                           "message": str(self.error)})
+        for e in events:
             for s in self.sinks:
                 s.event(e)
         for s in self.sinks:
