@@ -2,7 +2,14 @@
 
     python -m benchmarks.runtime [--work runs/bench-runtime] [--out docs/results] [--quick]
 
-Online vs clip mode: the demo's data set (12 classes, 48 videos a class), the demo's TSM (`tsm_resnet18`,
+1. Pipeline vs backend: the demo's TSM bundle, with a decision at every frame (window stride 1), over a
+   stream of held-out test videos (``edge.demo.held_out_stream``, 96 px): the full pipeline (decode,
+   preprocess, inference, overlay, H.264 encode to mp4) in decisions/s against the same backend alone in
+   clips/s (batch 1). The issue's goal: the pipeline keeps at least 90% of the backend's throughput.
+2. Streams: 1, 2, 4 and 8 copies of that stream in one `run_streams` (json output), batched (up to one
+   clip per stream per call) and unbatched (``max_batch`` 1): aggregate frames/s and each stream's
+   end-to-end latency p50/p95 (capture to decision).
+3. Online vs clip mode: the demo's data set (12 classes, 48 videos a class), the demo's TSM (`tsm_resnet18`,
 width 16, 8 segments over 32 frames, 64 px) and its causal twin (`tsm_online_resnet18`) trained the same
 way (`edge train`, 16 epochs), exported with `--int8 --online`. For each: test clip accuracy and order
 accuracy (`edge eval`), then ONNX Runtime latency at batch 1, fp32 and INT8: one clip through the clip
@@ -17,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -81,12 +89,78 @@ def paper_geometry(work: Path, runs: int) -> dict[str, float]:
     return latency(work / "paper.onnx", work / "paper.online.onnx", buffers, (8, 3, 224, 224), runs, 3)
 
 
+def stride_one(bundle: Path, out: Path) -> Path:
+    """A copy of ``bundle`` that decides at every frame (window stride 1): the pipeline is then as busy
+    with inference as it can be, so it is compared with the backend on equal work."""
+    shutil.copytree(bundle, out, dirs_exist_ok=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["clip"]["stride_frames"] = 1
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return out
+
+
+def pipeline_vs_backend(bundle_dir: Path, video: Path, work: Path, runs: int) -> dict[str, float]:
+    from edge.backends.ort import OrtBackend
+    from edge.bundle import Bundle
+    from edge.pipeline import run_streams
+
+    bundle = Bundle.load(stride_one(bundle_dir, work / "stride1"))
+    backend = OrtBackend(bundle.path("fp32"))
+    clip = np.random.default_rng(0).random(bundle.input_shape(), dtype=np.float32)
+    backend_rate = clips_per_s({"b": backend}, clip, runs, 5)["b"]
+    summary = run_streams(bundle, backend, [f"file://{video.resolve()}"], [[f"file://{(work / 'out.mp4').resolve()}"]])[0]
+    pipeline_rate = summary.decisions / summary.wall_s
+    return {"backend_clips_per_s": backend_rate, "pipeline_decisions_per_s": pipeline_rate,
+            "frames": summary.frames, "ratio": pipeline_rate / backend_rate}
+
+
+def streams(bundle_dir: Path, video: Path, work: Path, counts: tuple[int, ...]) -> list[dict[str, Any]]:
+    import re
+
+    from edge.backends.ort import OrtBackend
+    from edge.bundle import Bundle
+    from edge.pipeline import Batching, run_streams
+
+    bundle = Bundle.load(bundle_dir)
+    rows = []
+    for n in counts:
+        for batched in (True, False):
+            outs = [[f"json://{(work / f'ev_{n}_{i}.jsonl').resolve()}"] for i in range(n)]
+            t0 = time.perf_counter()
+            summaries = run_streams(bundle, OrtBackend(bundle.path("fp32")), [f"file://{video.resolve()}"] * n, outs,
+                                    batching=Batching(max_batch=n if batched else 1, max_wait_ms=20))
+            wall = time.perf_counter() - t0
+            e2e = [tuple(map(float, re.search(r"end_to_end ([\d.]+)/([\d.]+)", x.latency).groups())) for x in summaries]
+            sizes = summaries[0].batches
+            rows.append({"streams": n, "batched": batched, "frames_per_s": sum(x.frames for x in summaries) / wall,
+                         "e2e_p50_ms": float(np.median([a for a, _ in e2e])),
+                         "e2e_p95_ms": float(np.median([b for _, b in e2e])),
+                         "mean_batch": sum(sizes) / max(1, len(sizes))})
+    return rows
+
+
 def markdown(result: dict[str, Any]) -> str:
     rows = result["models"]
     lines = ["# Runtime", "",
              f"`python -m benchmarks.runtime` on {result['cpu']} ({result['seconds']:.0f} s). Load average at "
              f"the end (1/5/15 min): {result['load']}.", "",
-             "## Online mode vs clip mode", "",
+             "## The pipeline against its backend (one stream)", "",
+             f"The demo's TSM deciding at every frame over {result['pipeline']['frames']} frames of held-out "
+             "test videos: decode, preprocess, inference (ONNX Runtime fp32, batch 1), overlay and H.264 encode "
+             "to mp4, against the same backend alone. Goal: at least 90%.", "",
+             "| backend alone (clips/s) | full pipeline (decisions/s) | pipeline / backend |", "|---:|---:|---:|",
+             f"| {result['pipeline']['backend_clips_per_s']:.1f} | {result['pipeline']['pipeline_decisions_per_s']:.1f}"
+             f" | {result['pipeline']['ratio']:.0%} |", "",
+             "## Streams in one process", "",
+             "Copies of that stream (file sources: every frame processed, none dropped), json output, the demo's "
+             "window (a decision every 8 frames). Batched: up to one clip per stream per call, 20 ms wait; "
+             "unbatched: one clip per call. Latency: capture to decision, the median over streams of each "
+             "stream's p50 / p95.", "",
+             "| streams | batched | frames/s (all streams) | mean clips per call | latency p50 (ms) | p95 (ms) |",
+             "|---:|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['streams']} | {'yes' if r['batched'] else 'no'} | {r['frames_per_s']:.0f} | {r['mean_batch']:.2f} | "
+              f"{r['e2e_p50_ms']:.1f} | {r['e2e_p95_ms']:.1f} |" for r in result["streams"]]
+    lines += ["", "## Online mode vs clip mode", "",
              f"The demo's data set and training ({result['setup']}). The online model is the same network with "
              "the causal shift (docs/runtime.md).", "",
              "| model | test clip acc | order acc (within pair) |", "|---|---:|---:|"]
@@ -135,10 +209,16 @@ def main() -> None:
                                                               manifest["online"]["buffers"], shape, runs, 5)
            for p, s in (("fp32", ""), ("int8", ".int8"))}
     lat["paper 8x224x224 (untrained):fp32"] = paper_geometry(work, 3 if args.quick else 20)
+    from edge.demo import held_out_stream
+
+    video = held_out_stream(data, work / "stream.mp4", per_class=1 if args.quick else 3, width=96)
+    dense = work / "bundles" / "tsm_resnet18"
+    pipeline = pipeline_vs_backend(dense, video, work, runs)
+    stream_rows = streams(dense, video, work, (1, 2) if args.quick else (1, 2, 4, 8))
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     setup = f"{classes} classes, {videos} videos a class, {epochs} epochs"
     result = {"cpu": cpu_name(), "seconds": time.time() - t0, "load": load, "setup": setup, "models": models,
-              "latency": lat}
+              "latency": lat, "pipeline": pipeline, "streams": stream_rows}
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "runtime.json", json.dumps(result, indent=2) + "\n")
     write_text(args.out / "runtime.md", markdown(result))
