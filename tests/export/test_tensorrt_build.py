@@ -28,17 +28,21 @@ from train.models import build_model
 GPU = {"gpu": "Orin (fake)", "compute_capability": "8.7"}
 
 
+def untrained(name, width, data, path):
+    """An untrained 2-segment checkpoint of model ``name`` for the synthetic ``data``, saved at ``path``."""
+    torch.manual_seed(0)
+    config = {"num_classes": 2, "num_segments": 2, "width": width}
+    Checkpoint(name, config, build_model(name, **config).state_dict(), dataset_from_dir(data, "train")[1],
+               {"preprocess": Preprocess(16, 18).to_dict(),
+                "clip": {"num_segments": 2, "window_frames": 8, "stride_frames": 2}}).save(path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("trt")
     data = generate(root / "data", classes=2, videos_per_class=4, seed=1, frames=8, size=32, progress=False).out
-    torch.manual_seed(0)
-    config = {"num_classes": 2, "num_segments": 2, "width": 4}
-    Checkpoint("tsm_resnet18", config, build_model("tsm_resnet18", **config).state_dict(),
-               dataset_from_dir(data, "train")[1],
-               {"preprocess": Preprocess(16, 18).to_dict(),
-                "clip": {"num_segments": 2, "window_frames": 8, "stride_frames": 2}}).save(root / "in.pt")
-    export_bundle(root / "in.pt", root / "bundle", data=data, int8=True)
+    export_bundle(untrained("tsm_resnet18", 4, data, root / "in.pt"), root / "bundle", data=data, int8=True)
     return root / "bundle"
 
 
@@ -176,13 +180,8 @@ def test_an_online_bundle_gets_a_per_frame_engine_with_every_buffer_in_the_profi
     """The online model's profile: the frame and each shift buffer, batch 1..max (one row per stream)."""
     manifest = json.loads((exported / "manifest.json").read_text())
     data = Path(manifest["accuracy"]["data"])
-    torch.manual_seed(0)
-    config = {"num_classes": 2, "num_segments": 2, "width": 16}
-    Checkpoint("tsm_online_resnet18", config, build_model("tsm_online_resnet18", **config).state_dict(),
-               dataset_from_dir(data, "train")[1],
-               {"preprocess": Preprocess(16, 18).to_dict(),
-                "clip": {"num_segments": 2, "window_frames": 8, "stride_frames": 2}}).save(tmp_path / "on.pt")
-    export_bundle(tmp_path / "on.pt", tmp_path / "online", data=data, int8=True, online=True)
+    export_bundle(untrained("tsm_online_resnet18", 16, data, tmp_path / "on.pt"), tmp_path / "online", data=data,
+                  int8=True, online=True)
     trt = fake()
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     build_engine(tmp_path / "online", BuildOptions(precision="int8", max_batch=3), gpu=GPU)
