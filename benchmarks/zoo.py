@@ -76,11 +76,12 @@ C3D = Train(size=32, segments=16)
 RES3D = Train(size=32, segments=8)
 
 # One setting per registered model (a test checks the registry has no model without one).
+SEGMENT_KINDS = ("tsn", "tsm", "mstsm", "tsm_online", "mstsm_online")  # online: the causal shift (docs/runtime.md)
 TRAIN: dict[str, Train] = {
-    **{f"{k}_{bb}": DEMO for k in ("tsn", "tsm", "mstsm") for bb in ("resnet18", "resnet50")},
+    **{f"{k}_{bb}": DEMO for k in SEGMENT_KINDS for bb in ("resnet18", "resnet50")},
     **{f"mstsm_tfdem_{bb}": DEMO for bb in ("resnet18", "resnet50")},
     # MobileNetV2's width is a channel multiplier (the ResNets' is stem channels)
-    **{f"{k}_mobilenetv2": replace(DEMO, width=0.5) for k in ("tsn", "tsm", "mstsm")},
+    **{f"{k}_mobilenetv2": replace(DEMO, width=0.5) for k in SEGMENT_KINDS},
     **{name: C3D for name in ("c3d_b5", "c3d_b8", "asym3d")},
     **{f"b{b}_asyconv{k}": C3D for b in (5, 8) for k in ("3", "4", "5", "34", "35", "45", "345")},
     **{f"b5_m{k}": C3D for k in (1, 2, 3, 4)},
@@ -94,7 +95,8 @@ TRAIN: dict[str, Train] = {
 }
 
 # display order; a model's family is its longest matching name prefix
-FAMILIES = {"tsn_": "TSN", "tsm_": "TSM", "mstsm_": "MSTSM", "mstsm_tfdem_": "MSTSM + TFDEM", "c3d_": "C3D",
+FAMILIES = {"tsn_": "TSN", "tsm_": "TSM", "mstsm_": "MSTSM", "mstsm_tfdem_": "MSTSM + TFDEM", "tsm_online_": "TSM online",
+            "mstsm_online_": "MSTSM online", "c3d_": "C3D",
             "b5_asyconv": "C3D-b5 + asymmetric conv", "b5_m": "C3D-b5 + MicroNet",
             "b8_asyconv": "C3D-b8 + asymmetric conv", "asym3d": "asymmetric 3D-CNN", "res3d": "Res3D",
             "tc3d_": "T-C3D", "momp_": "MOMP CaffeNet"}

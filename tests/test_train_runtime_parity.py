@@ -44,7 +44,7 @@ CLIPS_SPEC = ClipSpec(num_segments=SEGMENTS, window_frames=FRAMES, stride_frames
 
 def runtime_clip(path, pre: Preprocess, spec: ClipSpec = SEGMENT_SPEC) -> np.ndarray:
     window = SlidingWindow(spec)
-    clips = [c for rgb, _, _ in frames(parse_source(f"file://{path}")) if (c := window.push(pre.frame(rgb)))
+    clips = [c for rgb, *_ in frames(parse_source(f"file://{path}")) if (c := window.push(pre.frame(rgb)))
              is not None]
     assert len(clips) == 1, "a 16-frame video fills one 16-frame window"
     return clips[0][0]
