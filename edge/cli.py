@@ -106,7 +106,15 @@ def run(ctx: click.Context, bundle_dir: Path | None, sources: tuple[str, ...], s
     from edge.backends import open_backend
     from edge.bundle import Bundle
     from edge.events import Thresholds
-    from edge.pipeline import Batching, Decisions, Monitoring, read_sources, run_streams, stream_outputs
+    from edge.pipeline import (
+        Batching,
+        Decisions,
+        Monitoring,
+        RunSummary,
+        read_sources,
+        run_streams,
+        stream_outputs,
+    )
 
 
     opts = {"bundle_dir": bundle_dir, "sources": sources or None, "outputs": outputs, "backend": backend,
@@ -153,8 +161,11 @@ def run(ctx: click.Context, bundle_dir: Path | None, sources: tuple[str, ...], s
         click.echo(summary.describe() if len(source_list) == 1 else f"{uri}: {summary.describe()}")
         click.echo(f"  {summary.latency}")
     if len(source_list) > 1:
-        sizes = summaries[0].batches
-        click.echo(f"{len(sizes)} inference calls, {sum(sizes) / max(1, len(sizes)):.2f} streams per call on average")
+        sizes, wall = summaries[0].batches, max(x.wall_s for x in summaries)
+        total = RunSummary(frames=sum(x.frames for x in summaries), decisions=sum(x.decisions for x in summaries),
+                           reconnects=sum(x.reconnects for x in summaries), dropped=sum(x.dropped for x in summaries))
+        click.echo(f"all {len(summaries)} streams: {total.counts(wall)}; {len(sizes)} inference calls, "
+                   f"{sum(sizes) / max(1, len(sizes)):.2f} streams per call on average")
 
 
 @main.command()

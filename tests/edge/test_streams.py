@@ -111,6 +111,7 @@ def test_the_command_runs_a_sources_file(color_bundle, sources, tmp_path):
     assert r.returncode == 0, r.stderr
     assert all(len(lines(tmp_path / f"cli_{i}.jsonl")) == 5 for i in range(3))
     assert r.stdout.count("done: 24 frames") == 3 and "streams per call on average" in r.stdout
+    assert "all 3 streams: 72 frames (" in r.stdout and "15 decisions, dropped 0, reconnects 0" in r.stdout
     bad = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--model", str(color_bundle.root), "--source",
                           sources[0], "--source", sources[1], "--output", f"json://{tmp_path}/x.jsonl"],
                          capture_output=True, text=True, timeout=60)
