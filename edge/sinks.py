@@ -58,11 +58,12 @@ def draw_overlay(rgb: np.ndarray, d: Decision | None) -> np.ndarray:
     return out
 
 
-# H.264 encoders, best first: Jetson's and NVIDIA desktop GPUs' hardware ones (chosen automatically where
-# their GStreamer plugin registered them), then software; EDGE_H264_ENCODER=<element> forces one.
+# H.264 encoders, best first: Jetson's, NVIDIA desktop GPUs' and VA-API's hardware ones (chosen automatically
+# where their GStreamer plugin registered them), then software; EDGE_H264_ENCODER=<element> forces one.
 ENCODERS = (("nvv4l2h264enc", "nvvidconv ! video/x-raw(memory:NVMM),format=I420 ! "
                               "nvv4l2h264enc insert-sps-pps=true idrinterval=30"),
             ("nvh264enc", "nvh264enc zerolatency=true gop-size=30"),
+            ("vah264enc", "videoconvert ! video/x-raw,format=NV12 ! vah264enc"),  # VA-API (Intel/AMD GPUs)
             ("x264enc", "x264enc speed-preset=ultrafast tune=zerolatency key-int-max=30"),
             ("openh264enc", "openh264enc"), ("avenc_h264_omx", "avenc_h264_omx"))
 
@@ -77,6 +78,11 @@ def encoder() -> str:
         raise EdgeError(f"EDGE_H264_ENCODER={forced}: not an H.264 encoder GStreamer has here "
                         f"(known: {', '.join(n for n, _ in ENCODERS)})")
     raise EdgeError("no H.264 encoder in GStreamer (install gstreamer1.0-plugins-ugly for x264enc)")
+
+
+def display_sink() -> str:
+    """Jetson's EGL sink through the hardware converter where it exists, else whatever autovideosink picks."""
+    return "nvvidconv ! nveglglessink sync=false" if has_element("nveglglessink") else "autovideosink sync=false"
 
 
 class AppSrcSink:
@@ -190,7 +196,7 @@ def open_sink(uri: str) -> Sink:
     if parts.scheme == "display":
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise EdgeError(f"--output {uri}: no display here (DISPLAY/WAYLAND_DISPLAY unset)")
-        return AppSrcSink(uri, "autovideosink sync=false")
+        return AppSrcSink(uri, display_sink())
     host, port = parts.hostname, parts.port
     if not host or not port:
         raise EdgeError(f"--output {uri!r}: expected rtp://host:port")

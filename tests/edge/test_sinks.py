@@ -107,7 +107,8 @@ def test_rtp_output_sends_h264_rtp_packets_to_the_given_port():
 @pytest.mark.parametrize("present, chosen", [
     ({"nvv4l2h264enc", "nvh264enc", "x264enc"}, "nvvidconv ! video/x-raw(memory:NVMM),format=I420 ! "
                                                 "nvv4l2h264enc insert-sps-pps=true idrinterval=30"),  # Jetson
-    ({"nvh264enc", "x264enc"}, "nvh264enc zerolatency=true gop-size=30"),  # a desktop NVIDIA GPU
+    ({"nvh264enc", "vah264enc", "x264enc"}, "nvh264enc zerolatency=true gop-size=30"),  # a desktop NVIDIA GPU
+    ({"vah264enc", "x264enc"}, "videoconvert ! video/x-raw,format=NV12 ! vah264enc"),  # VA-API
     ({"x264enc", "openh264enc"}, "x264enc speed-preset=ultrafast tune=zerolatency key-int-max=30"),
     ({"openh264enc", "avenc_h264_omx"}, "openh264enc"),  # Debian without plugins-ugly
     ({"avenc_h264_omx"}, "avenc_h264_omx"),
@@ -182,3 +183,10 @@ def test_an_encoder_that_stops_is_an_error_naming_the_output(tmp_path, kind):
     assert str(e.value) == f"--output {uri}: the encoder stopped accepting frames"
     sink.close(ok=False)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_display_uses_jetsons_egl_sink_where_it_exists(monkeypatch):
+    monkeypatch.setattr(sinks, "has_element", lambda name: name == "nveglglessink")
+    assert sinks.display_sink() == "nvvidconv ! nveglglessink sync=false"
+    monkeypatch.setattr(sinks, "has_element", lambda name: False)
+    assert sinks.display_sink() == "autovideosink sync=false"
