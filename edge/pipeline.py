@@ -203,9 +203,11 @@ class _Stream:
         try:
             body()
         except BaseException as e:  # noqa: BLE001 - the main thread re-raises it and stops the other streams
-            self.error = self.error or e
-            # a source that fails after it delivered frames (a truncated file): what it gave is kept
-            self.partial = body == self._capture and isinstance(e, EdgeError) and self.delivered > 0
+            if self.error is None:  # the first error is the stream's
+                self.error = e
+                # a source that fails after it delivered frames (a truncated file, a camera given up on):
+                # what it gave is kept
+                self.partial = body == self._capture and isinstance(e, EdgeError) and self.delivered > 0
             self.run.stop.set()
         finally:
             if body == self._capture:
