@@ -20,6 +20,7 @@ from onnxsim import simplify
 from torch import nn
 
 from edge.atomic import atomic_path
+from edge.backends.ort import OrtBackend
 from export.onnx import OPSET, OUTPUT_NAME
 from train.models.online import OnlineStep
 
@@ -69,22 +70,18 @@ def run_frames(session: ort.InferenceSession, buffers: list[dict[str, Any]], cli
     return np.stack(out, axis=1)
 
 
-def session(path: str | Path) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-
 def online_parity_error(model: nn.Module, path: str | Path, buffers: list[dict[str, Any]], clip: np.ndarray) -> float:
     """The clip model's per-frame logits (torch) against the online ONNX model fed frame by frame, as
     ``export.onnx.parity_error`` scales it: max |diff| / max(1, max |torch logit|)."""
     with torch.no_grad():
         ref = model.eval().frame_logits(torch.from_numpy(clip)).numpy()
-    got = run_frames(session(path), buffers, clip)
+    got = run_frames(OrtBackend(path).session, buffers, clip)
     return float(np.max(np.abs(ref - got)) / max(1.0, float(np.max(np.abs(ref)))))
 
 
 def calibration_feeds(path: str | Path, buffers: list[dict[str, Any]], clips: list[np.ndarray]) -> list[dict]:
     """Every (frame, buffers) feed the float online model sees on ``clips`` ((T, C, H, W) each)."""
-    sess, record = session(path), []
+    sess, record = OrtBackend(path).session, []
     for clip in clips:
         run_frames(sess, buffers, clip[None], record)
     return record

@@ -9,11 +9,12 @@ import onnx
 import pytest
 import torch
 
+from edge.backends.ort import OrtBackend
 from edge.bundle import Bundle
 from edge.errors import EdgeError
 from edge.preprocess import Preprocess
 from export.bundle import export_bundle
-from export.online import run_frames, session
+from export.online import run_frames
 from export.trt_qdq import tensorrt_qdq_problems
 from train.data import dataset_from_dir
 from train.data.synth import generate
@@ -53,12 +54,12 @@ def test_online_bundle_runs_frame_by_frame_like_the_clip_model(name, data, tmp_p
     # every test clip, frame by frame in ONNX Runtime, against the torch clip model's per-frame scores
     model = Checkpoint.load(ckpt).build().eval()
     clips = np.stack([c for c, _ in eval_clips(data, bundle.preprocess, bundle.clip, bundle.labels)])
-    got = run_frames(session(bundle.path("online")), entry["buffers"], clips)
+    got = run_frames(OrtBackend(bundle.path("online")).session, entry["buffers"], clips)
     with torch.no_grad():
         want = model.frame_logits(torch.from_numpy(clips)).numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
     for role in ("online-int8", "online-int8-trt"):  # quantized: close, not equal
-        q = run_frames(session(bundle.path(role)), entry["buffers"], clips)
+        q = run_frames(OrtBackend(bundle.path(role)).session, entry["buffers"], clips)
         assert not np.array_equal(q, got) and np.abs(q - got).max() < 0.25 * np.abs(got).max()  # untrained: small logits
     assert tensorrt_qdq_problems(onnx.load(str(bundle.path("online-int8-trt")))) == []
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["online"]["buffers"][0]["name"] == "shift_buffer_0"
