@@ -38,7 +38,7 @@ PLUGIN_PACKAGE = {**{e: "base" for e in ("decodebin", "videoconvert", "videoscal
                   "rtspsrc": "good", "v4l2src": "good", "nvarguscamerasrc": "jetson", "nvvidconv": "jetson",
                   "nvv4l2decoder": "jetson", "nvv4l2h264enc": "jetson"}
 PACKAGES = {"numpy": "pip install -e .", "onnxruntime": "pip install -e . (onnxruntime-gpu on a GPU machine)",
-            "opencv-python-headless": "pip install -e .",
+            "opencv-contrib-python-headless": "pip install -e .",
             "torch": "pip install torch (training, export and the torch backend; a Jetson runtime needs none)",
             "tensorrt": "JetPack ships it (python3-libnvinfer); elsewhere pip install -e .[jetson]",
             "pycuda": "pip install -e .[jetson] (it builds against the device's CUDA)"}

@@ -66,8 +66,8 @@ class FlowParams:
     expansion over 5x5 neighbourhoods with a 1.2 Gaussian).
 
     ``method="tvl1"``: ``cv2.optflow.DualTVL1OpticalFlow_create(tau, lambda_, theta, nscales, warps, epsilon)``
-    (the TV-L1 flow two-stream / TSN works use); needs opencv-contrib (``cv2.optflow``), which the project's
-    opencv-python-headless lacks. The defaults are OpenCV's.
+    (the TV-L1 flow two-stream / TSN works use); needs opencv-contrib (``cv2.optflow``), which the project
+    depends on. The defaults are OpenCV's. About 100x Farneback's cost (docs/models.md).
     """
 
     method: str = "farneback"
@@ -96,6 +96,12 @@ class FlowParams:
 def tvl1_available() -> bool:
     """Whether this OpenCV has the contrib module with TV-L1 (``cv2.optflow``)."""
     return hasattr(cv2, "optflow") and hasattr(cv2.optflow, "DualTVL1OpticalFlow_create")
+
+
+def best_flow_method() -> str:
+    """A flow stream's default: TV-L1 (what two-stream, TSN and the Dual-action Stream paper use) where this
+    OpenCV has it, Farneback otherwise."""
+    return "tvl1" if tvl1_available() else "farneback"
 
 
 def _flow_fn(params: FlowParams):
@@ -384,20 +390,23 @@ class MotionSpec:
 
 # ------------------------------------------------------------------------------------- the live stream
 
-STREAMED = ("rgbf", "momp")  # the motion inputs that replace a model's images (flow fields feed no deployed model)
+# the motion inputs that replace a model's images: RGBF and MOMP images, and TSN-scaled flow fields (a flow
+# stream's 2-channel images); raw float flow feeds no model
+STREAMED = ("rgbf", "momp", "stacked_flow")
 
 
 class MotionStream:
     """A live stream's motion images, one frame at a time: ``push(frame)`` returns the images that frame
     completes, so that pushing a video's frames gives exactly ``spec.compute(video)`` (``rgbf``: one image per
     frame, the first two together once the second arrives, since frame 0's flow looks ahead to frame 1;
-    ``momp``: one per window of N frames, every ``stride`` frames). Frames are (H, W, 3) uint8 RGB at the
+    ``momp``: one per window of N frames, every ``stride`` frames; ``stacked_flow``: from the second frame on,
+    the scaled flow field from the frame before to it). Frames are (H, W, 3) uint8 RGB at the
     size training computed motion at (``edge.preprocess.resize_short_side`` to the preprocessing's
     ``resize``). Each frame's flow or oriented cells are computed once."""
 
     def __init__(self, spec: MotionSpec) -> None:
         if spec.kind not in STREAMED:
-            raise EdgeError(f"motion: the runtime computes {' and '.join(STREAMED)} inputs, not {spec.kind!r}")
+            raise EdgeError(f"motion: the runtime computes {', '.join(STREAMED)} inputs, not {spec.kind!r}")
         self.spec = spec
         self.seen = 0
         self._prev: np.ndarray | None = None
@@ -407,7 +416,15 @@ class MotionStream:
 
     def push(self, frame: np.ndarray) -> list[np.ndarray]:
         self.seen += 1
+        if self.spec.kind == "stacked_flow":
+            return self._flow(frame)
         return self._rgbf(frame) if self.spec.kind == "rgbf" else self._momp(frame)
+
+    def _flow(self, frame: np.ndarray) -> list[np.ndarray]:
+        prev, self._prev = self._prev, frame
+        if prev is None:
+            return []
+        return [scale_flow(optical_flow(np.stack([prev, frame]), self.spec.flow)[0], self.spec.bound)]
 
     def _rgbf(self, frame: np.ndarray) -> list[np.ndarray]:
         prev, self._prev = self._prev, frame
@@ -442,5 +459,5 @@ class FrameFeed:
         return self.stream.push(resize_short_side(rgb, self.resize))
 
 
-__all__ = ["FLOW_METHODS", "KINDS", "STREAMED", "FlowParams", "FrameFeed", "TooFewFrames", "MompParams", "MotionSpec", "MotionStream",
+__all__ = ["best_flow_method", "FLOW_METHODS", "KINDS", "STREAMED", "FlowParams", "FrameFeed", "TooFewFrames", "MompParams", "MotionSpec", "MotionStream",
            "confidence_map", "momp_image", "momp_images", "optical_flow", "rgbf", "scale_flow", "stack_flows", "stacked_flow", "tvl1_available"]

@@ -15,6 +15,10 @@ import numpy as np
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# TSN-scaled flow images (edge.motion.scale_flow: 0 px -> 128) are centred on 0.5; their spread is ours (no
+# paper gives one): ImageNet's mean std, so a flow stream's first BatchNorm sees inputs of an RGB stream's scale
+FLOW_MEAN = (0.5, 0.5)
+FLOW_STD = (0.226, 0.226)
 
 
 def resize_short_side(image: np.ndarray, short: int) -> np.ndarray:
@@ -31,22 +35,31 @@ def resize_short_side(image: np.ndarray, short: int) -> np.ndarray:
 class Preprocess:
     """Resize the shorter side to ``resize``, center-crop ``size`` x ``size``, scale to [0,1], normalize.
 
-    Frames come in as RGB ``uint8`` arrays of shape (H, W, 3); clips go out as float32 (T, 3, size, size).
+    Frames come in as ``uint8`` arrays of shape (H, W, C), C = ``len(mean)``: 3 for RGB (or an RGB-like
+    motion image), 2 for a scaled flow field (``FLOW_MEAN``); clips go out as float32 (T, C, size, size).
     """
 
     size: int = 64
     resize: int = 72
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
 
     def __post_init__(self) -> None:
         if self.resize < self.size:
             raise ValueError(f"preprocess: resize ({self.resize}) must be >= crop size ({self.size})")
+        if len(self.mean) != len(self.std) or len(self.mean) not in (2, 3):
+            raise ValueError(f"preprocess: mean and std need one value per channel (3: RGB, 2: flow), got "
+                             f"{len(self.mean)} and {len(self.std)}")
+
+    @property
+    def channels(self) -> int:
+        return len(self.mean)
 
     def frame(self, rgb: np.ndarray) -> np.ndarray:
-        """One RGB uint8 (H, W, 3) frame -> float32 (3, size, size)."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise ValueError(f"preprocess: expected an (H, W, 3) RGB frame, got shape {rgb.shape}")
+        """One uint8 (H, W, C) frame -> float32 (C, size, size)."""
+        if rgb.ndim != 3 or rgb.shape[2] != self.channels:
+            what = "RGB frame" if self.channels == 3 else "flow field (x, y)"
+            raise ValueError(f"preprocess: expected an (H, W, {self.channels}) {what}, got shape {rgb.shape}")
         resized = resize_short_side(rgb, self.resize)
         nh, nw = resized.shape[:2]
         top, left = (nh - self.size) // 2, (nw - self.size) // 2
@@ -57,12 +70,12 @@ class Preprocess:
         return np.ascontiguousarray(out.transpose(2, 0, 1))
 
     def clip(self, frames: Sequence[np.ndarray]) -> np.ndarray:
-        """A sequence of RGB frames -> float32 (T, 3, size, size)."""
+        """A sequence of frames -> float32 (T, C, size, size)."""
         return np.stack([self.frame(f) for f in frames])
 
     def to_dict(self) -> dict:
         return {"size": self.size, "resize": self.resize, "mean": list(self.mean), "std": list(self.std),
-                "color": "RGB", "layout": "TCHW"}
+                "color": "RGB" if self.channels == 3 else "flow-xy", "layout": "TCHW"}
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocess:
@@ -70,4 +83,4 @@ class Preprocess:
                    mean=tuple(float(v) for v in d["mean"]), std=tuple(float(v) for v in d["std"]))
 
 
-__all__ = ["Preprocess", "resize_short_side", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["FLOW_MEAN", "FLOW_STD", "IMAGENET_MEAN", "IMAGENET_STD", "Preprocess", "resize_short_side"]

@@ -1,5 +1,6 @@
 """Motion-input models through the user's path: `edge train` computes the motion input the model takes
-(MOMP images for momp_caffenet by default, RGBF frames when asked) and caches it next to the data, the bundle
+(MOMP images for momp_caffenet by default, RGBF frames or a flow stream's flow fields when asked) and caches it
+next to the data, the bundle
 manifest says which input it is, and `edge run` computes the same input from the live frames, so its decision
 on a held-out video equals the offline model's on that video's test clip."""
 
@@ -16,6 +17,9 @@ FRAMES = 21
 CASES = {
     "momp": ("momp_caffenet", ["--segments", 1, "--size", 67, "--width", 16]),
     "rgbf": ("tsm_resnet18", ["--segments", 4, "--size", 32, "--width", 8, "--motion", "rgbf", "--lr", 0.01]),
+    # a flow stream (the distillation teacher): 2-channel flow fields, 20 of them from the 21 frames
+    "stacked_flow": ("res3d18", ["--segments", 4, "--size", 32, "--width", 8, "--input", "flow",
+                                 "--flow-method", "farneback"]),
 }
 
 

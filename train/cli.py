@@ -34,7 +34,7 @@ def synth(out: Path, classes: int, videos_per_class: int, seed: int, frames: int
 
 
 @click.command("train")
-@click.option("--model", "model_name", required=True, help="Registry name, e.g. tsm_resnet18.")
+@click.option("--model", "model_name", default=None, help="Registry name, e.g. tsm_resnet18 (not with --fusion).")
 @click.option("--data", "data_root", required=True, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory (best.pt, last.pt).")
 @click.option("--epochs", default=15, show_default=True)
@@ -53,20 +53,69 @@ def synth(out: Path, classes: int, videos_per_class: int, seed: int, frames: int
 @click.option("--clip-step", type=click.IntRange(min=1), default=None,
               help="Frames between a clip's frames, for models fed clips (3D CNNs): default the paper's (C3D 1, "
                    "T-C3D 2); shrinks to fit parts of a video too short for it.")
-@click.option("--motion", type=click.Choice(["auto", "none", "rgbf", "momp"]), default="auto", show_default=True,
-              help="Input images: RGB (none) or a motion input computed from the frames (RGBF, MOMP images), "
-                   "cached next to the data; the runtime computes the same. auto: the model's paper's (momp for "
-                   "momp_caffenet, RGB otherwise).")
-def train_cmd(model_name: str, data_root: Path, out: Path, epochs: int, batch_size: int, lr: float,
+@click.option("--input", "--motion", "motion", type=click.Choice(["auto", "none", "flow", "rgbf", "momp"]),
+              default="auto", show_default=True,
+              help="Input images: RGB (none), optical flow (a flow stream: TSN-scaled x/y fields, 2 channels) or a "
+                   "motion image computed from the frames (RGBF, MOMP), cached next to the data; the runtime "
+                   "computes the same. auto: the model's paper's (momp for momp_caffenet, RGB otherwise).")
+@click.option("--flow-method", type=click.Choice(["tvl1", "farneback"]), default=None,
+              help="Optical flow of --input flow [default: tvl1 where OpenCV has cv2.optflow, else farneback].")
+@click.option("--distill", is_flag=True,
+              help="Train an RGB Dual-action Stream student against --teacher (a flow stream), Eq. 4: "
+                   "cross-entropy + alpha * distillation loss.")
+@click.option("--teacher", type=click.Path(path_type=Path), default=None, help="The frozen flow stream (.pt).")
+@click.option("--distill-loss", type=click.Choice(["mae+gram", "mae", "gram", "mars"]), default="mae+gram",
+              show_default=True, help="mae+gram: the paper's; mae / gram: its ablation; mars: MSE of the penultimate "
+                                      "features only (the MARS baseline).")
+@click.option("--alpha", type=float, default=50.0, show_default=True, help="Eq. 4's weight of the distillation loss.")
+@click.option("--distill-levels", default=None, metavar="NAME,NAME,...",
+              help="Modules whose outputs are matched [default: each residual stage, the pooled features].")
+@click.option("--fusion", is_flag=True, help="Fuse two trained streams (--streams RGB.pt FLOW.pt), frozen: Sec. 3.4's "
+                                             "attention module is trained, or their scores averaged.")
+@click.option("--streams", nargs=2, type=click.Path(path_type=Path), default=None, metavar="RGB.pt FLOW.pt")
+@click.option("--fusion-mode", type=click.Choice(["attention", "average"]), default="attention", show_default=True)
+@click.option("--fusion-weights", default="1,1.5", show_default=True, metavar="RGB,FLOW",
+              help="--fusion-mode average: the streams' weights (normalised to sum to one).")
+def train_cmd(model_name: str | None, data_root: Path, out: Path, epochs: int, batch_size: int, lr: float,
               segments: int, width: float, size: int, seed: int, resume: bool, model_opts: tuple[str, ...],
-              clip_step: int | None, motion: str) -> None:
+              clip_step: int | None, motion: str, flow_method: str | None, distill: bool, teacher: Path | None,
+              distill_loss: str, alpha: float, distill_levels: str | None, fusion: bool,
+              streams: tuple[Path, Path] | None, fusion_mode: str, fusion_weights: str) -> None:
     """Train a recognizer; validates every epoch and keeps best.pt / last.pt."""
+    from train.distill.student import DistillConfig
     from train.run import train_run
 
+    if fusion != (streams is not None):
+        raise EdgeError("--fusion and --streams go together: --fusion --streams RGB.pt FLOW.pt")
+    if fusion:
+        if model_name is not None:
+            raise EdgeError("--model: a fusion's model is its two --streams")
+        from train.distill.fusion import fusion_run
+
+        best = fusion_run(streams[0], streams[1], data_root, out, fusion=fusion_mode, epochs=epochs,
+                          weights=parse_weights(fusion_weights), batch_size=batch_size, lr=lr, seed=seed)
+        click.echo(f"fused val clip accuracy {best.train_state['best']:.3f} -> {out / 'best.pt'}")
+        return
+    if model_name is None:
+        raise EdgeError("--model: required (a registry name, e.g. tsm_resnet18)")
+    if distill != (teacher is not None):
+        raise EdgeError("--distill and --teacher go together: --distill --teacher FLOW_STREAM.pt")
+    levels = tuple(n.strip() for n in distill_levels.split(",") if n.strip()) if distill_levels else None
     best = train_run(model_name, data_root, out, epochs=epochs, batch_size=batch_size, lr=lr,
                      segments=segments, width=width, size=size, seed=seed, resume=resume,
-                     options=parse_model_opts(model_opts), clip_step=clip_step, motion=motion)
+                     options=parse_model_opts(model_opts), clip_step=clip_step, motion=motion,
+                     flow_method=flow_method, teacher=teacher,
+                     distill=DistillConfig(distill_loss, alpha, levels) if distill else None)
     click.echo(f"best val clip accuracy {best.train_state['best']:.3f} -> {out / 'best.pt'}")
+
+
+def parse_weights(text: str) -> tuple[float, float]:
+    """``--fusion-weights 1,1.5`` -> (1.0, 1.5)."""
+    try:
+        a, b = (float(v) for v in text.split(","))
+    except ValueError:
+        raise EdgeError(f"--fusion-weights {text!r}: expected two numbers RGB,FLOW such as 1,1.5") from None
+    return a, b
 
 
 def parse_model_opts(items: tuple[str, ...]) -> dict[str, object]:

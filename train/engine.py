@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -86,13 +86,18 @@ class Checkpoint:
             raise EdgeError(f"checkpoint {p}: not an edge checkpoint ({type(e).__name__}: {first})") from None
 
 
+def forward(model: nn.Module, x: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    """The model on one batch: a clip tensor, or a two-input model's (RGB clips, flow clips)."""
+    return model(*x) if isinstance(x, (list, tuple)) else model(x)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, num_classes: int, progress: bool = False) -> dict[str, Any]:
     """Clip accuracy and a confusion matrix (rows: true label)."""
     model.eval()
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     for x, y in tqdm(loader, desc="eval", leave=False, disable=not progress):
-        pred = model(x).argmax(1)
+        pred = forward(model, x).argmax(1)
         np.add.at(confusion, (y.numpy(), pred.numpy()), 1)
     total = int(confusion.sum())
     return {"accuracy": float(np.trace(confusion) / max(total, 1)), "clips": total,
@@ -145,11 +150,22 @@ class Constraint(Protocol):
     def after_step(self, model: nn.Module) -> None: ...
 
 
+# (model, batch input, labels) -> the loss to minimise; distillation's takes a paired (RGB, flow) input
+Objective = Callable[[nn.Module, Any, torch.Tensor], torch.Tensor]
+
+
+def _supervised(model: nn.Module, x: torch.Tensor | Sequence[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+    return training_loss(model, forward(model, x), y)
+
+
 def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitConfig,
-        resume: bool = False, progress: bool = True, constraints: Sequence[Constraint] = ()) -> Checkpoint:
+        resume: bool = False, progress: bool = True, constraints: Sequence[Constraint] = (),
+        objective: Objective = _supervised) -> Checkpoint:
     """Train, validate every epoch, keep ``best.pt`` (by val clip accuracy) and ``last.pt`` in ``out``.
 
     Starts from ``ckpt.state_dict`` when it has one (fine-tuning), from a fresh initialisation otherwise.
+    ``objective`` gives each batch's loss (the model's own, ``training_loss``, by default); validation always
+    runs the model on ``val_ds``'s clips.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,7 +205,7 @@ def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitC
         bar = tqdm(train_loader, desc=name, leave=False, disable=not progress)
         total, n = 0.0, 0
         for x, y in bar:
-            loss = training_loss(model, model(x), y)
+            loss = objective(model, x, y)
             opt.zero_grad()
             loss.backward()
             opt.step()

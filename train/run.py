@@ -13,10 +13,11 @@ from torch.utils.data import DataLoader
 
 from edge.bundle import ClipSpec
 from edge.errors import EdgeError
-from edge.motion import STREAMED, MotionSpec
-from edge.preprocess import Preprocess
+from edge.motion import FlowParams, MotionSpec, best_flow_method
+from edge.preprocess import FLOW_MEAN, FLOW_STD, Preprocess
 from train.compress.qat import deployed
-from train.data import ClipDataset, dataset_from_dir
+from train.data import ClipDataset, PairedClips, dataset_from_dir
+from train.distill.student import DistillConfig, distillation
 from train.engine import Checkpoint, FitConfig, all_clips_accuracy, evaluate, fit
 from train.models import accepts, build_model, clip_sampling, default_motion, factory_options, list_models
 
@@ -24,48 +25,73 @@ from train.models import accepts, build_model, clip_sampling, default_motion, fa
 def train_run(model_name: str, data_root: Path, out: Path, *, epochs: int = 15, batch_size: int = 16,
               lr: float = 2e-3, segments: int = 8, width: float = 16.0, size: int = 64, seed: int = 0,
               resume: bool = False, progress: bool = True, options: dict[str, Any] | None = None,
-              clip_step: int | None = None, motion: str = "auto") -> Checkpoint:
+              clip_step: int | None = None, motion: str = "auto", flow_method: str | None = None,
+              teacher: Path | None = None, distill: DistillConfig | None = None) -> Checkpoint:
     """``clip_step`` overrides a clip-fed model's frame step (its paper's by default); ``motion``: ``auto`` (the
-    model's paper's input: MOMP images for momp_caffenet, RGB otherwise), ``none`` (RGB) or a motion kind."""
-    pre = Preprocess(size=size, resize=round(size * 1.125))
+    model's paper's input: MOMP images for momp_caffenet, RGB otherwise), ``none`` (RGB), ``flow`` (a flow
+    stream: TSN-scaled flow fields by ``flow_method``, TV-L1 where OpenCV has it) or a motion kind.
+    ``teacher``: train a Dual-action Stream student against that frozen flow stream (``distill``'s loss)."""
+    spec = input_motion(model_name, motion, flow_method)
+    flow_input = spec is not None and spec.kind == "stacked_flow"
+    pre = Preprocess(size=size, resize=round(size * 1.125),
+                     **({"mean": FLOW_MEAN, "std": FLOW_STD} if flow_input else {}))
     train_items, labels = dataset_from_dir(data_root, "train")
     test_items, _ = dataset_from_dir(data_root, "test")
     if model_name not in list_models():
         raise EdgeError(f"--model: unknown model {model_name!r}; available: {', '.join(list_models())}")
     config = model_config(model_name, len(labels), segments, width, size, options)
+    if flow_input:
+        if not accepts(model_name, "in_channels"):
+            raise EdgeError(f"--input flow: {model_name} takes 3-channel images only; models with a flow input: "
+                            f"{', '.join(m for m in list_models() if accepts(m, 'in_channels'))}")
+        config["in_channels"] = pre.channels
     try:
-        build_model(model_name, **config)  # a bad option value (an unknown aggregation, ...) fails here, not in fit
+        student = build_model(model_name, **config)  # a bad option value (an unknown aggregation, ...) fails here
     except (TypeError, ValueError) as e:
         raise EdgeError(f"--model {model_name}: {str(e).partition(chr(10))[0]}") from None
     sampling = ClipSpec(num_segments=segments, window_frames=segments, stride_frames=1,
                         **clip_sampling(model_name, config, clip_step))
-    spec = input_motion(model_name, motion)
-    train_ds = ClipDataset(train_items, sampling, pre, train=True, motion=spec, root=data_root)
-    val_ds = ClipDataset(test_items, sampling, pre, train=False, motion=spec, root=data_root)
+    train_ds = ClipDataset(train_items, sampling, pre, train=True, motion=spec, root=data_root, progress=progress)
+    val_ds = ClipDataset(test_items, sampling, pre, train=False, motion=spec, root=data_root, progress=progress)
     window = train_ds.median_frames()  # the runtime window spans what a training video spans
     clip = replace(sampling, window_frames=max(window, segments), stride_frames=max(1, window // 4))
+    state: dict[str, Any] = {"data": str(Path(data_root).resolve())}
+    fit_data, objective = train_ds, {}
+    if teacher is not None:
+        if spec is not None:
+            raise EdgeError(f"--distill: the student takes RGB frames (--input none), not {motion}")
+        fit_data, distiller, state["distill"] = distillation(teacher, distill or DistillConfig(), student, train_ds,
+                                                             labels, data_root, progress)
+        objective = {"objective": distiller}
     start = Checkpoint(model_name, config, {}, labels,
-                       {"preprocess": pre.to_dict(), "clip": clip.to_dict(), "shape": [segments, 3, size, size],
-                        **({"motion": spec.to_dict()} if spec else {})},
-                       {"data": str(Path(data_root).resolve())})
+                       {"preprocess": pre.to_dict(), "clip": clip.to_dict(),
+                        "shape": [segments, pre.channels, size, size], **({"motion": spec.to_dict()} if spec else {})},
+                       state)
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    best = fit(start, train_ds, val_ds, out, cfg, resume=resume, progress=progress)
+    best = fit(start, fit_data, val_ds, out, cfg, resume=resume, progress=progress, **objective)
     print(f"data: train {train_ds.summary()}; test {val_ds.summary()}", file=sys.stderr)
     return best
 
 
-def input_motion(model_name: str, motion: str) -> MotionSpec | None:
-    """The motion input ``--motion`` asks for (``auto``: the model's paper's; ``none``: RGB frames)."""
+INPUTS = ("auto", "none", "flow", "rgbf", "momp")  # edge train --input
+
+
+def input_motion(model_name: str, motion: str, flow_method: str | None = None) -> MotionSpec | None:
+    """The input ``--input`` asks for (``auto``: the model's paper's; ``none``: RGB frames; ``flow``: TSN-scaled
+    flow fields, two channels, by ``flow_method`` (default ``best_flow_method``))."""
+    if motion not in INPUTS:
+        raise EdgeError(f"--input {motion}: expected one of {', '.join(INPUTS)}")
+    if flow_method is not None and motion != "flow":
+        raise EdgeError(f"--flow-method {flow_method}: only a flow input (--input flow) takes it")
+    if motion == "flow":
+        return MotionSpec("stacked_flow", flow=FlowParams(method=flow_method or best_flow_method()))
     kind = default_motion(model_name) if motion == "auto" else None if motion == "none" else motion
-    if kind is not None and kind not in STREAMED:
-        raise EdgeError(f"--motion {kind}: a model input must be one of none, {', '.join(STREAMED)} (flow fields "
-                        "have two channels)")
     return MotionSpec(kind) if kind else None
 
 
 # set by their own options (or by structured pruning), never by --model-opt
 _RESERVED = {"num_classes": "the data", "num_segments": "--segments", "width": "--width", "size": "--size",
-             "inner_widths": "edge compress"}
+             "inner_widths": "edge compress", "in_channels": "--input"}
 
 
 def model_config(model_name: str, num_classes: int, segments: int, width: float, size: int,
@@ -86,12 +112,18 @@ def model_config(model_name: str, num_classes: int, segments: int, width: float,
     return config
 
 
-def load_test_dataset(ckpt: Checkpoint, data_root: Path) -> ClipDataset:
+def load_test_dataset(ckpt: Checkpoint, data_root: Path) -> ClipDataset | PairedClips:
+    """The test clips as ``ckpt`` takes them; a two-stream model's paired with their flow fields."""
     items, labels = dataset_from_dir(data_root, "test")
     if labels != ckpt.labels:
         raise EdgeError(f"--data {data_root}: its classes {labels[:3]}... differ from the model's "
                         f"{ckpt.labels[:3]}...")
-    return ClipDataset(items, ckpt.clip, ckpt.preprocess, train=False, motion=ckpt.motion, root=data_root)
+    ds = ClipDataset(items, ckpt.clip, ckpt.preprocess, train=False, motion=ckpt.motion, root=data_root)
+    if "flow" not in ckpt.input:
+        return ds
+    flow = replace(ckpt, input=ckpt.input["flow"])  # the flow stream's view of the input
+    return PairedClips(ds, ClipDataset(items, flow.clip, flow.preprocess, train=False, motion=flow.motion,
+                                       root=data_root))
 
 
 def evaluate_checkpoint(path: Path, data_root: Path) -> dict[str, Any]:

@@ -28,14 +28,14 @@ def test_gram_is_the_inner_product_of_flattened_channels():
     assert gram(f).tolist() == [[[5.0, 11.0], [11.0, 25.0]]]
 
 
-def test_gram_loss_divides_by_levels_and_the_feature_block_size():
-    f = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])  # |G| sums to 52; C*T*H*W = 4
+def test_gram_loss_averages_the_entries_over_levels_and_positions():
+    f = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])  # |G| sums to 52 over 4 entries; C = 2, T*H*W = 2
     zero = torch.zeros_like(f)
-    assert gram_loss([f], [zero]).item() == pytest.approx(52 / (1 * 4))
-    big = torch.ones(1, 3, 2, 2, 2)  # C=3, T=H=W=2: every G entry is 8, 9 of them; C*T*H*W = 24
-    assert gram_loss([f, big], [zero, torch.zeros_like(big)]).item() == pytest.approx(52 / (2 * 4) + 72 / (2 * 24))
-    batch = torch.cat([f, 2 * f])  # per clip, then the batch mean: (13 + 4 * 13) / 2
-    assert gram_loss([batch], [torch.zeros_like(batch)]).item() == pytest.approx((13 + 52) / 2)
+    assert gram_loss([f], [zero]).item() == pytest.approx(52 / 4 / (1 * 2))  # the paper's 52 / (1 * C*T*H*W), / C
+    big = torch.ones(1, 3, 2, 2, 2)  # C=3, T=H=W=2: every G entry is 8, 9 of them
+    assert gram_loss([f, big], [zero, torch.zeros_like(big)]).item() == pytest.approx(13 / (2 * 2) + 8 / (2 * 8))
+    batch = torch.cat([f, 2 * f])  # per clip, then the batch mean: (6.5 + 4 * 6.5) / 2
+    assert gram_loss([batch], [torch.zeros_like(batch)]).item() == pytest.approx((6.5 + 26) / 2)
 
 
 def test_the_loss_kinds_and_their_errors():

@@ -159,8 +159,9 @@ def test_runtime_window_computation_equals_the_cached_training_input(root):
     assert cached[s].max() == 255  # the synthetic video moves
 
 
-@pytest.mark.parametrize("spec", [MotionSpec("rgbf"), MotionSpec("momp"), MotionSpec("momp", momp=MompParams(n=5, stride=3))],
-                         ids=["rgbf", "momp", "momp-n5-stride3"])
+@pytest.mark.parametrize("spec", [MotionSpec("rgbf"), MotionSpec("momp"), MotionSpec("momp", momp=MompParams(n=5, stride=3)),
+                                  MotionSpec("stacked_flow")],
+                         ids=["rgbf", "momp", "momp-n5-stride3", "flow-images"])
 def test_the_runtime_feed_gives_the_cached_training_input_frame_by_frame(root, spec):
     """What `edge run` does to each decoded frame of a motion-input bundle (FrameFeed: resize to the
     preprocessing's size, then the streaming computation) yields, over the whole video, exactly the array
@@ -174,11 +175,11 @@ def test_the_runtime_feed_gives_the_cached_training_input_frame_by_frame(root, s
     assert cached.max() > 100  # not a blank input: the synthetic video moves
 
 
-def test_the_runtime_feed_passes_rgb_through_and_refuses_flow_fields():
+def test_the_runtime_feed_passes_rgb_through_and_refuses_raw_flow():
     frame = np.zeros((4, 6, 3), np.uint8)
     assert FrameFeed(None, 3)(frame)[0] is frame
-    with pytest.raises(EdgeError, match="motion: the runtime computes rgbf and momp inputs, not 'stacked_flow'"):
-        FrameFeed(MotionSpec("stacked_flow"), 3)
+    with pytest.raises(EdgeError, match="motion: the runtime computes rgbf, momp, stacked_flow inputs, not 'flow'"):
+        FrameFeed(MotionSpec("flow"), 3)
 
 
 def test_a_video_too_short_for_its_motion_input_is_skipped_and_counted(root, caplog):

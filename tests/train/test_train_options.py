@@ -41,8 +41,13 @@ def test_the_motion_input_defaults_to_the_papers():
     assert input_motion("momp_caffenet", "none") is None
     assert input_motion("tsm_resnet18", "auto") is None
     assert input_motion("tsm_resnet18", "rgbf") == MotionSpec("rgbf")
-    with pytest.raises(EdgeError, match="--motion flow: a model input must be one of none, rgbf, momp"):
-        input_motion("tsm_resnet18", "flow")
+    flow = input_motion("res3d18", "flow", "farneback")  # a flow stream: TSN-scaled fields, two channels
+    assert flow.kind == "stacked_flow" and flow.flow.method == "farneback"
+    assert input_motion("res3d18", "flow").flow.method == "tvl1"  # opencv-contrib is a dependency
+    with pytest.raises(EdgeError, match="--input optical: expected one of auto, none, flow, rgbf, momp"):
+        input_motion("tsm_resnet18", "optical")
+    with pytest.raises(EdgeError, match="--flow-method tvl1: only a flow input"):
+        input_motion("tsm_resnet18", "rgbf", "tvl1")
 
 
 def test_options_are_checked_against_the_factory():

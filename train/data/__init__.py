@@ -2,6 +2,7 @@
 
 from train.data.datasets import (
     ClipDataset,
+    PairedClips,
     VideoItem,
     dataset_from_dir,
     load_folder_per_class,
@@ -12,6 +13,6 @@ from train.data.datasets import (
 from train.data.decode import VideoDecodeError, read_video
 from train.data.samplers import clip_indices, frame_indices, tsn_indices
 
-__all__ = ["ClipDataset", "VideoItem", "VideoDecodeError", "clip_indices", "dataset_from_dir", "frame_indices",
+__all__ = ["ClipDataset", "PairedClips", "VideoItem", "VideoDecodeError", "clip_indices", "dataset_from_dir", "frame_indices",
            "load_folder_per_class", "load_hmdb_split", "load_list_file", "load_ucf_split", "read_video",
            "tsn_indices"]

@@ -169,13 +169,19 @@ class ClipDataset(Dataset):
         return f"{len(self.items) + len(self.skipped)} videos, {len(self.skipped)} skipped (unreadable)"
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        frames = self.frames[i]
         rng = np.random.default_rng([torch.initial_seed(), i])
-        idx = frame_indices(self.clip, len(frames), self.train, rng)
-        clip = self.preprocess.clip([frames[j] for j in idx])
-        if self.train:  # photometric jitter only: flips or crops would change direction labels
+        idx = frame_indices(self.clip, len(self.frames[i]), self.train, rng)
+        return self.clip_at(i, idx, rng), self.items[i].label
+
+    def clip_at(self, i: int, idx: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """Video ``i``'s frames ``idx`` preprocessed, an index past its end reading its last frame (a flow
+        video has one field fewer than the frames it came from); with ``rng``, a training clip's
+        photometric jitter (only that: flips or crops would change direction labels)."""
+        frames = self.frames[i]
+        clip = self.preprocess.clip([frames[min(int(j), len(frames) - 1)] for j in idx])
+        if self.train and rng is not None:
             clip = clip * rng.uniform(0.8, 1.2) + rng.uniform(-0.2, 0.2)
-        return torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32)), self.items[i].label
+        return torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))
 
     def all_clips(self, i: int) -> torch.Tensor:
         """(N, clip_len, 3, S, S): every clip of video ``i`` back to back (``all_clip_indices``), for T-C3D's
@@ -183,3 +189,29 @@ class ClipDataset(Dataset):
         frames = self.frames[i]
         idx = all_clip_indices(len(frames), self.clip)
         return torch.from_numpy(np.stack([self.preprocess.clip([frames[j] for j in row]) for row in idx]))
+
+
+class PairedClips(Dataset):
+    """((RGB clip, flow clip), label): each training clip's frames from ``rgb`` and the flow fields from
+    ``flow`` at the same frame indices (field t: frame t to t+1), so a student sees the frames whose motion
+    its teacher sees. Indices and jitter are ``rgb``'s draw; the flow clip is not jittered (the teacher's
+    view stays as it was trained). Videos either set skipped are left out of both."""
+
+    def __init__(self, rgb: ClipDataset, flow: ClipDataset) -> None:
+        where = {it.path: k for k, it in enumerate(flow.items)}
+        self.rgb, self.flow = rgb, flow
+        self.pairs = [(k, where[it.path]) for k, it in enumerate(rgb.items) if it.path in where]
+        if not self.pairs:
+            raise EdgeError("paired RGB and flow clips: no video is readable in both")
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def summary(self) -> str:
+        return f"{self.rgb.summary()}; {len(self.pairs)} paired with flow"
+
+    def __getitem__(self, i: int) -> tuple[tuple[torch.Tensor, torch.Tensor], int]:
+        k, m = self.pairs[i]
+        rng = np.random.default_rng([torch.initial_seed(), i])
+        idx = frame_indices(self.rgb.clip, len(self.rgb.frames[k]), self.rgb.train, rng)
+        return (self.rgb.clip_at(k, idx, rng), self.flow.clip_at(m, idx)), self.rgb.items[k].label

@@ -48,13 +48,13 @@ class Clip3DNet(nn.Module):
 
     def __init__(self, groups: Sequence[Group], fc: int, *, num_classes: int, num_segments: int = 16,
                  width: float = 64, size: int = 112, dropout: float = 0.0,
-                 inner_widths: Sequence[int] | None = None) -> None:
+                 inner_widths: Sequence[int] | None = None, in_channels: int = 3) -> None:
         super().__init__()
         self.num_segments, self.size = num_segments, size
         scale = width / 64
         widths = _Widths(inner_widths)
         extent: tuple[int, ...] = (num_segments, size, size)
-        cin, blocks = 3, list[nn.Module]()
+        cin, blocks = in_channels, list[nn.Module]()
         for group, (kernel, padding) in zip(groups, POOLS, strict=True):
             for kind, channels in group:
                 module, cin = layer(kind, cin, max(1, round(channels * scale)), widths)

@@ -51,14 +51,14 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    """Returns pooled features (N, out_features) for (N, 3, H, W) frames."""
+    """Returns pooled features (N, out_features) for (N, in_channels, H, W) frames."""
 
     def __init__(self, width_mult: float = 1.0, temporal: TemporalFactory = None,
-                 inner_widths: Sequence[int] | None = None) -> None:
+                 inner_widths: Sequence[int] | None = None, in_channels: int = 3) -> None:
         super().__init__()
         inner = iter(check_inner_widths(inner_widths, sum(n for _, _, n, _ in SETTINGS)))
         cin = _divisible(32 * width_mult)
-        layers: list[nn.Module] = [conv_bn_relu6(3, cin, 3, 2)]
+        layers: list[nn.Module] = [conv_bn_relu6(in_channels, cin, 3, 2)]
         for t, c, n, s in SETTINGS:
             cout = _divisible(c * width_mult)
             for i in range(n):

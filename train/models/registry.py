@@ -22,18 +22,22 @@ from train.models.resnet import resnet18, resnet50
 from train.models.tc3d import tc3d_res3d18
 from train.models.temporal import CausalMultiScaleShift, CausalShift, MultiScaleTemporalShift, TemporalShift
 from train.models.tfdem import TFDEMRecognizer
+from train.models.two_stream import two_stream
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 # models fed runs of frames rather than TSN segments -> the step between a run's frames (edge.bundle.ClipSpec)
 _CLIP_STEP: dict[str, int] = {}
 # models whose paper feeds them a motion input (edge.motion.MotionSpec kind) rather than RGB frames
 _MOTION: dict[str, str] = {}
+# models composed of trained checkpoints (two_stream): rebuilt from their config, not trained by --model
+_COMPOSED: set[str] = set()
 
 
-def register(name: str, clip_step: int | None = None,
-             motion: str | None = None) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register(name: str, clip_step: int | None = None, motion: str | None = None,
+             composed: bool = False) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """``clip_step``: the model takes runs of frames that far apart (``clips`` sampling), not TSN segments;
-    ``motion``: by default it classifies that motion input (``edge.motion.KINDS``), not RGB frames."""
+    ``motion``: by default it classifies that motion input (``edge.motion.KINDS``), not RGB frames;
+    ``composed``: built from trained models' configs (``build_model`` only, not in ``list_models``)."""
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
@@ -42,6 +46,8 @@ def register(name: str, clip_step: int | None = None,
             _CLIP_STEP[name] = clip_step
         if motion is not None:
             _MOTION[name] = motion
+        if composed:
+            _COMPOSED.add(name)
         return fn
     return deco
 
@@ -66,7 +72,8 @@ def clip_sampling(name: str, config: Mapping[str, Any], clip_step: int | None = 
 
 
 def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+    """The models ``edge train --model`` trains."""
+    return sorted(set(_REGISTRY) - _COMPOSED)
 
 
 def build_model(name: str, **config: object) -> nn.Module:
@@ -88,7 +95,7 @@ def accepts(name: str, key: str) -> bool:
 
 def _segment_model(backbone: str, kind: str, *, num_classes: int, num_segments: int = 8, width: float | None = None,
                    fold_div: int = 8, two_unit_div: int = 16, dropout: float = 0.0,
-                   inner_widths: Sequence[int] | None = None) -> nn.Module:
+                   inner_widths: Sequence[int] | None = None, in_channels: int = 3) -> nn.Module:
     temporal = {
         "tsn": None,
         "tsm": partial(TemporalShift, num_segments, fold_div),
@@ -98,10 +105,10 @@ def _segment_model(backbone: str, kind: str, *, num_classes: int, num_segments: 
     }[kind]
     # width: MobileNetV2's channel multiplier (paper: 1.0), a ResNet's stem channels (paper: 64)
     if backbone == "mobilenetv2":
-        net: nn.Module = MobileNetV2(1.0 if width is None else float(width), temporal, inner_widths)
+        net: nn.Module = MobileNetV2(1.0 if width is None else float(width), temporal, inner_widths, in_channels)
     else:  # ResNet-50's inner_widths: two per bottleneck (train/models/resnet.py)
         net = {"resnet18": resnet18, "resnet50": resnet50}[backbone](64 if width is None else int(width), temporal,
-                                                                    inner_widths)
+                                                                    inner_widths, in_channels)
     return SegmentRecognizer(net, num_classes, num_segments, dropout)
 
 
@@ -134,3 +141,6 @@ register("tc3d_res3d18", clip_step=2)(tc3d_res3d18)
 
 # MOMP paper (momp-image-and-correlation-pruning.txt): CaffeNet on one MOMP image per clip (train/models/caffenet.py)
 register("momp_caffenet", motion="momp")(momp_caffenet)
+
+# dual-action-stream-distillation.txt, Sec. 3.4: an RGB and a flow stream, frozen, and their score fusion
+register("two_stream", composed=True)(two_stream)

@@ -56,17 +56,18 @@ class BasicBlock3d(nn.Module):
 
 
 class Res3D(nn.Module):
-    """3D ResNet classifier on one clip: (B, T, C, H, W) -> (B, num_classes); convolves (B, C, T, H, W).
+    """3D ResNet classifier on one clip: (B, T, C, H, W) -> (B, num_classes); convolves (B, C, T, H, W), C = ``in_channels``.
 
     ``features`` gives the pooled (B, out_features) clip descriptor before dropout and FC."""
 
     def __init__(self, blocks: tuple[int, ...] = BLOCKS_RES3D18, *, num_classes: int, num_segments: int = 8,
-                 width: float = 64, dropout: float = 0.0, inner_widths: Sequence[int] | None = None) -> None:
+                 width: float = 64, dropout: float = 0.0, inner_widths: Sequence[int] | None = None,
+                 in_channels: int = 3) -> None:
         super().__init__()
         self.num_segments = num_segments
         channels = [max(1, round(c * width / 64)) for c in STAGE_CHANNELS]
         inner = iter(check_inner_widths(inner_widths, sum(blocks)))
-        self.stem = conv_bn3d(3, channels[0], (3, 7, 7), (1, 2, 2))
+        self.stem = conv_bn3d(in_channels, channels[0], (3, 7, 7), (1, 2, 2))
         stages, cin = [], channels[0]
         for i, (n, cout) in enumerate(zip(blocks, channels, strict=True)):
             stages.append(nn.Sequential(*(BasicBlock3d(cin if j == 0 else cout, cout, 2 if i > 0 and j == 0 else 1,
@@ -91,7 +92,8 @@ class Res3D(nn.Module):
 
 
 def res3d18(*, num_classes: int, num_segments: int = 8, width: float = 64, dropout: float = 0.0,
-            inner_widths: Sequence[int] | None = None) -> Res3D:
-    """The registered ``res3d18``: defaults are the paper's geometry (8-frame clips, 64 stage-1 channels)."""
+            inner_widths: Sequence[int] | None = None, in_channels: int = 3) -> Res3D:
+    """The registered ``res3d18``: defaults are the paper's geometry (8-frame clips, 64 stage-1 channels);
+    ``in_channels`` 2 makes it a flow stream (MARS's and the Dual-action Stream paper's motion stream)."""
     return Res3D(BLOCKS_RES3D18, num_classes=num_classes, num_segments=num_segments, width=width, dropout=dropout,
-                 inner_widths=inner_widths)
+                 inner_widths=inner_widths, in_channels=in_channels)

@@ -111,16 +111,17 @@ class Bottleneck(_Residual):
 
 
 class ResNet(nn.Module):
-    """Returns pooled features (N, out_features) for (N, 3, H, W) frames."""
+    """Returns pooled features (N, out_features) for (N, in_channels, H, W) frames (3: RGB; 2: a flow
+    field's x and y, a flow stream)."""
 
     def __init__(self, layers: tuple[int, ...] = (2, 2, 2, 2), width: int = 64,
                  temporal: TemporalFactory = None, inner_widths: Sequence[int] | None = None,
-                 block: type[_Residual] = BasicBlock) -> None:
+                 block: type[_Residual] = BasicBlock, in_channels: int = 3) -> None:
         super().__init__()
         g = block.inner_groups
         flat = check_inner_widths(inner_widths, sum(layers) * g, block.inner_what)
         inner = iter([flat[k:k + g] for k in range(0, len(flat), g)])
-        self.stem = nn.Sequential(conv_bn(3, width, 7, 2), nn.MaxPool2d(3, 2, 1))
+        self.stem = nn.Sequential(conv_bn(in_channels, width, 7, 2), nn.MaxPool2d(3, 2, 1))
         stages, cin = [], width
         for i, n in enumerate(layers):
             planes = width * 2**i
@@ -143,11 +144,11 @@ class ResNet(nn.Module):
 
 
 def resnet18(width: int = 64, temporal: TemporalFactory = None,
-             inner_widths: Sequence[int] | None = None) -> ResNet:
-    return ResNet((2, 2, 2, 2), width, temporal, inner_widths, BasicBlock)
+             inner_widths: Sequence[int] | None = None, in_channels: int = 3) -> ResNet:
+    return ResNet((2, 2, 2, 2), width, temporal, inner_widths, BasicBlock, in_channels)
 
 
 def resnet50(width: int = 64, temporal: TemporalFactory = None,
-             inner_widths: Sequence[int] | None = None) -> ResNet:
+             inner_widths: Sequence[int] | None = None, in_channels: int = 3) -> ResNet:
     """``inner_widths``: 32 entries, (conv1 out, conv2 out) of each of the 16 bottlenecks in order."""
-    return ResNet((3, 4, 6, 3), width, temporal, inner_widths, Bottleneck)
+    return ResNet((3, 4, 6, 3), width, temporal, inner_widths, Bottleneck, in_channels)

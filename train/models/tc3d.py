@@ -111,7 +111,7 @@ class TC3D(nn.Module):
 
 def tc3d_res3d18(*, num_classes: int, num_clips: int = 3, clip_len: int = 8, width: float = 64,
                  dropout: float = 0.0, aggregation: str = "avg", num_segments: int | None = None,
-                 inner_widths: Sequence[int] | None = None) -> TC3D:
+                 inner_widths: Sequence[int] | None = None, in_channels: int = 3) -> TC3D:
     """The registered ``tc3d_res3d18``; defaults are the paper's: S = 3 clips of L = 8 frames (Sec. III-C), average
     fusion (Sec. V-C). ``num_segments`` (what the training code passes) is accepted only if it equals S * L."""
     if num_segments is not None and num_segments != num_clips * clip_len:
@@ -121,5 +121,5 @@ def tc3d_res3d18(*, num_classes: int, num_clips: int = 3, clip_len: int = 8, wid
         raise ValueError(f"aggregation: expected one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
     # the backbone first: one seed gives the same backbone whatever the aggregation
     net = res3d18(num_classes=num_classes, num_segments=clip_len, width=width, dropout=dropout,
-                  inner_widths=inner_widths)
+                  inner_widths=inner_widths, in_channels=in_channels)
     return TC3D(net, num_clips, clip_len, AGGREGATIONS[aggregation](num_clips, num_classes))

@@ -9,11 +9,13 @@ The paper's losses, on the features of the n-1 layers before the classifier (``F
   L1 distance is averaged over its elements, so levels of different sizes weigh alike and alpha = 50
   (Sec. 4.2) stays in scale with the cross-entropy; a literal sum would grow with the feature map;
 - Eq. 3, Gram: sum_i || (G(f_DS(i)) - G(f_FLOW(i))) / ((n-1) C_i T_i H_i W_i) ||_1 with G(f) = f f^T on
-  the (C_i, T_i H_i W_i) flattened features, exactly as written (per clip, then averaged over the batch).
+  the (C_i, T_i H_i W_i) flattened features, per clip, then averaged over the batch - with the L1 norm
+  averaged over the C_i x C_i entries and so divided by T_i H_i W_i alone: the paper's term over C_i. As
+  written, the norm sums C_i^2 entries against a normaliser with one C_i, so it grows with the width; at
+  alpha = 50 it swamped the cross-entropy and cost the student accuracy (docs/distillation.md, "Deviations").
 
-The total (Eq. 4) is cross-entropy + alpha * (the chosen distillation terms). The teacher is frozen
-(``freeze``): eval mode, so its BatchNorm statistics stay as trained, and no gradients. Wiring this into
-`edge train --distill` (a data set that gives each clip's RGB and flow frames) is the next step of issue 10.
+The total (Eq. 4) is cross-entropy + alpha * (the chosen distillation terms), ``train.distill.student``. The
+teacher is frozen (``freeze``): eval mode, so its BatchNorm statistics stay as trained, and no gradients.
 """
 
 from __future__ import annotations
@@ -83,13 +85,14 @@ def gram(f: torch.Tensor) -> torch.Tensor:
 
 
 def gram_loss(students: list[torch.Tensor], teachers: list[torch.Tensor]) -> torch.Tensor:
-    """Eq. 3: sum over levels of the L1 norm of the Gram difference over (n-1) C T H W, batch-averaged."""
+    """Eq. 3 with each level's L1 norm a mean over the Gram matrix's C x C entries: (1 / (n-1)) sum over levels
+    of mean |G(f_s) - G(f_t)| / (T H W), per clip, batch-averaged."""
     _check(students, teachers)
     levels = len(students)
     total = students[0].new_zeros(())
     for s, t in zip(students, teachers, strict=True):
-        size = s[0].numel()  # C * T * H * W of one clip
-        total = total + ((gram(s) - gram(t)) / (levels * size)).abs().sum(dim=(1, 2)).mean()
+        positions = s[0].numel() // s.shape[1]  # T * H * W of one clip
+        total = total + ((gram(s) - gram(t)) / (levels * positions)).abs().mean(dim=(1, 2)).mean()
     return total
 
 
