@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from edge.backends import Backend
+
+def parse_args(doc: str, work: str) -> argparse.Namespace:
+    """The options every one-run benchmark takes: ``--work`` (kept between runs: a re-run reuses what it
+    trained), ``--out`` (the results page) and ``--quick`` (a smoke test)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path(work))
+    ap.add_argument("--out", type=Path, default=Path("docs/results"))
+    ap.add_argument("--quick", action="store_true", help="a smoke test: tiny data, one epoch, few timed calls")
+    return ap.parse_args()
+
+
+def write_results(out: Path, name: str, result: Mapping[str, Any], markdown: Callable[[Any], str]) -> None:
+    """``out/<name>.json`` and the page ``out/<name>.md`` rendered from it (both atomically), and the page on
+    stdout."""
+    import json
+
+    from edge.atomic import write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    page = markdown(result)
+    write_text(out / f"{name}.json", json.dumps(result, indent=2) + "\n")
+    write_text(out / f"{name}.md", page)
+    print(page)
+
 
 MIN_RUNS = 3  # a time-bounded round still times this many calls, so its median is not one outlier
 

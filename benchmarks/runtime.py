@@ -21,7 +21,6 @@ overhead. Writes runtime.json and runtime.md under --out.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -36,7 +35,7 @@ if not __package__:  # run as a script: make `import edge` find the package, not
 
 import numpy as np
 
-from benchmarks.common import clips_per_s, cpu_name
+from benchmarks.common import clips_per_s, cpu_name, parse_args, write_results
 
 MODELS = ("tsm_resnet18", "tsm_online_resnet18")
 
@@ -177,12 +176,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", type=Path, default=Path("runs/bench-runtime"))
-    ap.add_argument("--out", type=Path, default=Path("docs/results"))
-    ap.add_argument("--quick", action="store_true", help="a smoke test: tiny data, one epoch, few timed calls")
-    args = ap.parse_args()
-    from edge.atomic import write_text
+    args = parse_args(__doc__, "runs/bench-runtime")
 
     t0 = time.time()
     work: Path = args.work
@@ -219,10 +213,7 @@ def main() -> None:
     setup = f"{classes} classes, {videos} videos a class, {epochs} epochs"
     result = {"cpu": cpu_name(), "seconds": time.time() - t0, "load": load, "setup": setup, "models": models,
               "latency": lat, "pipeline": pipeline, "streams": stream_rows}
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_text(args.out / "runtime.json", json.dumps(result, indent=2) + "\n")
-    write_text(args.out / "runtime.md", markdown(result))
-    print(markdown(result))
+    write_results(args.out, "runtime", result, markdown)
 
 
 if __name__ == "__main__":

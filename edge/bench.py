@@ -42,13 +42,18 @@ def eval_clips(bundle: Bundle, data: Path) -> Iterator[tuple[np.ndarray, int]]:
     eps = entry_points(group="edge.datasets", name="eval_clips")
     if not eps:
         raise EdgeError("--data: accuracy needs the training package's dataset loaders (pip install -e .)")
-    return next(iter(eps)).load()(data, bundle.preprocess, bundle.clip, bundle.labels, bundle.motion)
+    return next(iter(eps)).load()(data, bundle.preprocess, bundle.clip, bundle.labels, bundle.motion, bundle.flow)
+
+
+def one_batch(x: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray | tuple[np.ndarray, ...]:
+    """A batch of one: a clip, or a two-stream model's (RGB clip, flow clip)."""
+    return tuple(a[None] for a in x) if isinstance(x, tuple) else x[None]
 
 
 def accuracy(backend: Backend, clips: Iterable[tuple[np.ndarray, int]]) -> float:
     hits = total = 0
     for clip, label in clips:
-        hits += int(np.argmax(backend.infer(clip[None])[0]) == label)
+        hits += int(np.argmax(backend.infer(one_batch(clip))[0]) == label)
         total += 1
     return hits / max(total, 1)
 
@@ -69,10 +74,19 @@ def _size_mb(bundle: Bundle, backend: str, precision: str) -> float:
     return bundle.path(role).stat().st_size / 2**20
 
 
+def random_input(bundle: Bundle) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """A batch-1 input of the bundle's shape (speed does not depend on the values)."""
+    rng = np.random.default_rng(0)
+    rgb = rng.standard_normal(bundle.input_shape(), dtype=np.float32)
+    if bundle.flow is None:
+        return rgb
+    s = bundle.flow.preprocess
+    return rgb, rng.standard_normal((1, bundle.clip.num_segments, s.channels, s.size, s.size), dtype=np.float32)
+
+
 def bench_bundle(bundle: Bundle, rows: list[tuple[str, str]], clips: list[tuple[np.ndarray, int]] | None,
                  iters: int = 50, device: str = "cpu") -> list[BenchRow]:
-    probe = clips[0][0][None] if clips else np.random.default_rng(0).standard_normal(
-        bundle.input_shape(), dtype=np.float32)
+    probe = one_batch(clips[0][0]) if clips else random_input(bundle)
     out = []
     for backend_name, precision in rows:
         backend = open_backend(bundle, backend_name, precision, device)

@@ -90,6 +90,23 @@ class ClipSpec:
                    clip_step=int(d.get("clip_step", 1)))
 
 
+@dataclass(frozen=True)
+class FlowInput:
+    """A two-stream model's second input (manifest ``flow``): the flow fields ``motion`` computes from the same
+    frames, at its own preprocessing, sampled at the RGB clip's frames (field t: frame t to t+1)."""
+
+    name: str
+    preprocess: Preprocess
+    motion: MotionSpec
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "preprocess": self.preprocess.to_dict(), "motion": self.motion.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FlowInput:
+        return cls(str(d["name"]), Preprocess.from_dict(d["preprocess"]), MotionSpec.from_dict(d["motion"]))
+
+
 @dataclass
 class Bundle:
     """A loaded, validated bundle. ``files`` maps a role (``fp32``, ``int8``, ``checkpoint``...) to
@@ -104,6 +121,7 @@ class Bundle:
     input: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     motion: MotionSpec | None = None  # the model takes this motion input, computed from the frames, not RGB
+    flow: FlowInput | None = None  # a two-stream model's second input, beside the RGB clip
 
     @property
     def precisions(self) -> list[str]:
@@ -117,14 +135,15 @@ class Bundle:
 
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int, int]:
         s = self.preprocess.size
-        return (batch, self.clip.num_segments, 3, s, s)
+        return (batch, self.clip.num_segments, self.preprocess.channels, s, s)
 
     def manifest(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "name": self.name, "labels": self.labels,
                 "input": self.input or {"name": "clip", "shape": list(self.input_shape()), "dtype": "float32",
                                         "layout": "NTCHW"},
                 "preprocess": self.preprocess.to_dict(), "clip": self.clip.to_dict(), "files": self.files,
-                **({"motion": self.motion.to_dict()} if self.motion else {}), **self.extra}
+                **({"motion": self.motion.to_dict()} if self.motion else {}),
+                **({"flow": self.flow.to_dict()} if self.flow else {}), **self.extra}
 
     def add_file(self, role: str, path: str | Path) -> None:
         """Register a file already written inside the bundle directory, hashing it."""
@@ -164,6 +183,7 @@ class Bundle:
             files = {str(k): {"path": str(v["path"]), "sha256": str(v["sha256"])} for k, v in m["files"].items()}
             name = str(m["name"])
             motion = MotionSpec.from_dict(m["motion"]) if "motion" in m else None
+            flow = FlowInput.from_dict(m["flow"]) if "flow" in m else None
         except (KeyError, TypeError, ValueError) as e:
             raise EdgeError(f"bundle {mpath}: malformed manifest ({type(e).__name__}: {e})") from None
         if not labels:
@@ -175,6 +195,6 @@ class Bundle:
             if verify_hashes and sha256_file(p) != f["sha256"]:
                 raise EdgeError(f"bundle {root}: {p.name} does not match its sha256 in the manifest "
                                 "(corrupt or modified)")
-        known = {"schema_version", "name", "labels", "input", "preprocess", "clip", "files", "motion"}
+        known = {"schema_version", "name", "labels", "input", "preprocess", "clip", "files", "motion", "flow"}
         return cls(root=root, name=name, labels=labels, preprocess=pre, clip=clip, files=files, motion=motion,
-                   input=dict(m.get("input", {})), extra={k: v for k, v in m.items() if k not in known})
+                   flow=flow, input=dict(m.get("input", {})), extra={k: v for k, v in m.items() if k not in known})

@@ -16,7 +16,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily
 
-STAGES = ("capture", "preprocess", "inference", "postprocess", "output", "end_to_end")
+# flow: a two-stream model's optical flow of each frame (not part of preprocess)
+STAGES = ("capture", "flow", "preprocess", "inference", "postprocess", "output", "end_to_end")
 KEEP = 4096  # samples kept per stream and stage for the printed percentiles
 # 100 us .. 10 s: a tiny model's preprocessing up to a CPU 3D CNN's end-to-end latency
 BUCKETS = tuple(1e-4 * 2**k for k in range(18))

@@ -34,7 +34,7 @@ from edge.online import OnlineModel
 from edge.sinks import Decision, Sink, open_sink
 from edge.sources import Source, parse_source
 from edge.systemd import Watchdog
-from edge.window import ScoreSmoother, SlidingWindow, softmax
+from edge.window import FlowWindow, ScoreSmoother, SlidingWindow, softmax
 
 log = logging.getLogger(__name__)
 
@@ -303,17 +303,24 @@ class _Stream:
         finally:
             run.batcher.stream_ended()
 
-    def _fresh(self) -> tuple[SlidingWindow, FrameFeed, Callable[[np.ndarray], np.ndarray]]:
+    def _fresh(self) -> tuple[SlidingWindow, FrameFeed, FlowWindow | None, Callable[[np.ndarray], np.ndarray]]:
         bundle = self.run.bundle
         if isinstance(self.run.backend, OnlineModel):
             self.run.backend.reset(self.index)
-        return SlidingWindow(bundle.clip), FrameFeed(bundle.motion, bundle.preprocess.resize), \
+        flow = FlowWindow(bundle.clip, bundle.flow) if bundle.flow is not None else None
+        return SlidingWindow(bundle.clip), FrameFeed(bundle.motion, bundle.preprocess.resize), flow, \
             self.run.decisions.smoother()
 
     def _decide(self, state: tuple, rgb: np.ndarray, t: float) -> Decision | None:
-        window, feed, smoother = state
+        window, feed, flow, smoother = state
         bundle, backend, metrics = self.run.bundle, self.run.backend, self.run.metrics
         t0 = time.perf_counter()
+        if flow is not None:  # a two-stream model: this frame's optical flow, its own stage
+            flow.push(rgb)
+            flow_done = time.perf_counter()
+            metrics.stage(self.index, "flow", flow_done - t0)
+            t0 = flow_done
+        x: np.ndarray | tuple[np.ndarray, np.ndarray]
         if isinstance(backend, OnlineModel):
             if not backend.wants(self.index):
                 return None
@@ -323,7 +330,7 @@ class _Stream:
             if not clips:
                 metrics.stage(self.index, "preprocess", time.perf_counter() - t0)
                 return None
-            x = clips[-1]
+            x = clips[-1] if flow is None else (clips[-1], flow.clip())
         t1 = time.perf_counter()
         metrics.stage(self.index, "preprocess", t1 - t0)
         request = self.run.batcher.submit(self.index, x)
@@ -375,6 +382,8 @@ def _run_batch(backend: Backend | OnlineModel) -> Callable[[list[Request]], list
     fixed = getattr(backend, "batch", None)
 
     def run_batch(batch: list[Request]) -> list[np.ndarray]:
+        if isinstance(batch[0].x, tuple):  # a two-stream model: each input stacked on its own
+            return list(backend.infer(tuple(np.concatenate(xs) for xs in zip(*(r.x for r in batch), strict=True))))
         x = np.concatenate([r.x for r in batch])
         if fixed and len(x) < fixed:
             x = np.concatenate([x, np.zeros((fixed - len(x), *x.shape[1:]), x.dtype)])

@@ -11,7 +11,8 @@ from collections import deque
 
 import numpy as np
 
-from edge.bundle import ClipSpec
+from edge.bundle import ClipSpec, FlowInput
+from edge.motion import FrameFeed
 
 
 def uniform_indices(num_frames: int, num_segments: int) -> np.ndarray:
@@ -68,6 +69,31 @@ class SlidingWindow:
 
     def _clip(self) -> np.ndarray:
         return np.stack([self.frames[i] for i in self._pick])[None]
+
+
+class FlowWindow:
+    """A two-stream bundle's flow clip, beside its RGB ``SlidingWindow`` (same ``spec``): ``push`` every
+    frame (RGB at any size), ``clip`` when the RGB window decides. Flow field t runs from frame t to t+1, so
+    the newest frame has none yet and takes the last one, as training pairs a clip's last frame
+    (``train.data.PairedClips``): of the window's frames i, field ``min(i + 1, W - 1)`` of the last W fields
+    (one fewer at the first decision, hence the offset from the end)."""
+
+    def __init__(self, spec: ClipSpec, flow: FlowInput) -> None:
+        self.preprocess = flow.preprocess
+        self.stream = FrameFeed(flow.motion, flow.preprocess.resize)
+        self.window = spec.window_frames
+        self.fields: deque[np.ndarray] = deque(maxlen=spec.window_frames)
+        self._pick = eval_indices(spec, spec.window_frames)
+
+    def push(self, rgb: np.ndarray) -> None:
+        for image in self.stream(rgb):
+            self.fields.append(self.preprocess.frame(image))
+
+    def clip(self) -> np.ndarray:
+        if not self.fields:
+            raise RuntimeError("FlowWindow.clip: no flow field yet (one needs two frames)")
+        n = len(self.fields)
+        return np.stack([self.fields[n + min(int(i) + 1 - self.window, -1)] for i in self._pick])[None]
 
 
 class ScoreSmoother:

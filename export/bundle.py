@@ -13,12 +13,14 @@ from rich.console import Console
 
 from edge.atomic import atomic_dir
 from edge.backends.ort import OrtBackend
-from edge.bench import accuracy
-from edge.bundle import Bundle, sha256_file
+from edge.bench import accuracy, one_batch
+from edge.bundle import Bundle, FlowInput, sha256_file
 from edge.errors import EdgeError
+from edge.motion import MotionSpec
+from edge.preprocess import Preprocess
 from export.int8 import quantize_int8
 from export.online import FRAME_INPUT, calibration_feeds, export_online, online_parity_error
-from export.onnx import OPSET, export_onnx, parity_error
+from export.onnx import FLOW_INPUT, OPSET, export_onnx, parity_error
 from export.qdq import export_qdq
 from export.trt_qdq import quantize_for_tensorrt
 from train.compress.masks import sparsity_summary
@@ -60,16 +62,22 @@ def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bo
         causal = ", ".join(m for m in list_models() if "_online_" in m)
         raise EdgeError(f"--online: {ckpt.model} has no per-frame form (it needs a causal shift on RGB frames: "
                         f"{causal})")
-    test = list(eval_clips(data, ckpt.preprocess, ckpt.clip, ckpt.labels, ckpt.motion))
+    flow = flow_input(ckpt)
+    if flow is not None and int8:
+        raise EdgeError(f"--int8: {ckpt_path} is a two-stream model; its bundle is fp32 only (its optical flow, "
+                        "not the networks, is what costs: docs/distillation.md)")
+    test = list(eval_clips(data, ckpt.preprocess, ckpt.clip, ckpt.labels, ckpt.motion, flow))
     if not test:
         raise EdgeError(f"--data {data}: its test split has no readable videos")
+    first = one_batch(test[0][0])
+    example = tuple(torch.from_numpy(a) for a in first) if isinstance(first, tuple) else torch.from_numpy(first)
     with atomic_dir(out) as tmp:
         bundle = Bundle(root=tmp, name=name or ckpt.model, labels=ckpt.labels, preprocess=ckpt.preprocess,
-                        clip=ckpt.clip, files={}, motion=ckpt.motion)
+                        clip=ckpt.clip, files={}, motion=ckpt.motion, flow=flow)
         console.print(f"[bold]export[/] {ckpt.model}: ONNX opset {OPSET}")
-        export_onnx(model, torch.from_numpy(test[0][0][None]), tmp / "model.onnx")
+        export_onnx(model, example, tmp / "model.onnx")
         bundle.add_file("fp32", "model.onnx")
-        diff = parity_error(model, tmp / "model.onnx", test[0][0][None])
+        diff = parity_error(model, tmp / "model.onnx", first)
         console.print(f"parity torch vs ONNX Runtime on a real clip: max logit diff / max(1, max |logit|) "
                       f"{diff:.2e} (tolerance {PARITY_TOL:.0e})")
         if not diff <= PARITY_TOL:
@@ -81,7 +89,7 @@ def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bo
                                   limit=calib_clips) if int8 else []
         if int8 and "qat" in ckpt.train_state:  # trained for INT8 (edge compress): its own scales
             console.print("INT8: the checkpoint's quantization-aware training scales (Q/DQ)")
-            export_qdq(deployed(ckpt), torch.from_numpy(test[0][0][None]), tmp / "model.int8.onnx")
+            export_qdq(deployed(ckpt), example, tmp / "model.int8.onnx")
         elif int8:
             console.print(f"INT8: calibrating on {len(clips)} clips from {calib}")
             quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx", clips)
@@ -89,7 +97,7 @@ def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bo
             bundle.add_file("int8-trt", TRT_INT8)
             report.accuracy["int8-trt"] = accuracy(OrtBackend(tmp / TRT_INT8, "int8"), test)
         if online:
-            bundle.extra["online"] = _add_online(bundle, model, test[0][0][None], clips)
+            bundle.extra["online"] = _add_online(bundle, model, first, clips)
         if int8:
             bundle.add_file("int8", "model.int8.onnx")
             report.accuracy["int8"] = accuracy(OrtBackend(tmp / "model.int8.onnx", "int8"), test)
@@ -130,6 +138,14 @@ def _add_online(bundle: Bundle, model: torch.nn.Module, clip: np.ndarray, clips:
             "frame_step": max(1, round(spec.window_frames / spec.num_segments)),
             "parity": {"max_abs_diff": diff, "scaled_by": "max(1, max |torch logit|)", "tolerance": PARITY_TOL,
                        "reference": "the clip model's per-frame logits on the first test clip"}}
+
+
+def flow_input(ckpt: Checkpoint) -> FlowInput | None:
+    """A two-stream checkpoint's second input (``train.distill.fusion`` records it under ``input["flow"]``)."""
+    flow = ckpt.input.get("flow")
+    if flow is None:
+        return None
+    return FlowInput(FLOW_INPUT, Preprocess.from_dict(flow["preprocess"]), MotionSpec.from_dict(flow["motion"]))
 
 
 def _recorded_data(ckpt: Checkpoint, ckpt_path: Path) -> Path:

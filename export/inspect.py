@@ -36,6 +36,8 @@ def to_onnx(ckpt_path: str | Path, out_dir: str | Path) -> Bundle:
     shape = (1, *ckpt.input["shape"]) if "shape" in ckpt.input else bundle.input_shape()  # (T, C, H, W) recorded
     bundle.input = {"name": INPUT_NAME, "shape": [int(d) for d in shape], "dtype": "float32", "layout": "NTCHW"}
     example = torch.zeros(bundle.input["shape"])
+    if "flow" in ckpt.input:  # a two-stream model: its flow clip too
+        example = (example, torch.zeros((1, *ckpt.input["flow"]["shape"])))
     export_onnx(model, example, out / "model.onnx")
     bundle.add_file("fp32", "model.onnx")
     if "qat" in ckpt.train_state:

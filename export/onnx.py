@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -22,16 +23,27 @@ from edge.atomic import atomic_path
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "clip", "logits"
+FLOW_INPUT = "flow"  # a two-stream model's second input (edge.bundle.FlowInput)
+
+Example = torch.Tensor | tuple[torch.Tensor, ...]
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path) -> Path:
-    """Export ``model`` (eval mode) with a dynamic batch axis, simplify with onnxsim, write atomically."""
+def _inputs(example: Any) -> tuple[tuple[Any, ...], list[str]]:
+    """The example as a tuple of inputs and their names: ``clip``, and ``flow`` for a two-stream model."""
+    examples = example if isinstance(example, tuple) else (example,)
+    return examples, [INPUT_NAME, FLOW_INPUT][: len(examples)]
+
+
+def export_onnx(model: nn.Module, example: Example, path: str | Path) -> Path:
+    """Export ``model`` (eval mode) with a dynamic batch axis, simplify with onnxsim, write atomically.
+    ``example``: a clip, or a two-stream model's (RGB clip, flow clip)."""
     model = model.eval()
+    examples, names = _inputs(example)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
-        torch.onnx.export(model, (example,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+        torch.onnx.export(model, examples, str(tmp), input_names=names, output_names=[OUTPUT_NAME],
                           opset_version=OPSET, dynamo=False,
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+                          dynamic_axes={**{n: {0: "batch"} for n in names}, OUTPUT_NAME: {0: "batch"}})
         simplified, ok = simplify(onnx.load(str(tmp)))
         if not ok:
             raise RuntimeError("onnxsim could not validate the simplified model")
@@ -40,21 +52,25 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path) -> Pa
     return Path(path)
 
 
-def _logits(model: nn.Module, onnx_path: str | Path, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """torch's and ONNX Runtime's (CPU) logits on ``clip`` (N,T,C,H,W)."""
+Clip = np.ndarray | tuple[np.ndarray, ...]
+
+
+def _logits(model: nn.Module, onnx_path: str | Path, clip: Clip) -> tuple[np.ndarray, np.ndarray]:
+    """torch's and ONNX Runtime's (CPU) logits on ``clip`` (N,T,C,H,W; a two-stream model's pair)."""
+    arrays, names = _inputs(clip)
     with torch.no_grad():
-        ref = model.eval()(torch.from_numpy(clip)).numpy()
+        ref = model.eval()(*(torch.from_numpy(a) for a in arrays)).numpy()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    return ref, sess.run([OUTPUT_NAME], {INPUT_NAME: clip})[0]
+    return ref, sess.run([OUTPUT_NAME], dict(zip(names, arrays, strict=True)))[0]
 
 
-def max_abs_diff(model: nn.Module, onnx_path: str | Path, clip: np.ndarray) -> float:
+def max_abs_diff(model: nn.Module, onnx_path: str | Path, clip: Clip) -> float:
     """Largest absolute logit difference between torch and ONNX Runtime (CPU) on ``clip`` (N,T,C,H,W)."""
     ref, got = _logits(model, onnx_path, clip)
     return float(np.max(np.abs(ref - got)))
 
 
-def parity_error(model: nn.Module, onnx_path: str | Path, clip: np.ndarray) -> float:
+def parity_error(model: nn.Module, onnx_path: str | Path, clip: Clip) -> float:
     """``max_abs_diff`` over max(1, largest |torch logit|): the absolute difference while logits stay within
     +-1, relative beyond. Float32 rounding grows with the logits (a tiny ResNet-50 whose logits reach 3.7
     differs by 1.0e-4 absolute), so a fixed absolute bound would refuse deep or confident models for

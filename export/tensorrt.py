@@ -122,9 +122,12 @@ def build_engine(bundle_dir: Path, options: BuildOptions, gpu: dict[str, str] | 
     """Build ``model.<precision>.engine`` into the bundle and record it (and its metadata) in the manifest;
     a bundle with an online model also gets ``model.online.<precision>.engine`` (frame and shift buffers,
     the same batch profile). ``gpu``: name and compute capability for the metadata (default: pycuda's)."""
+    bundle = Bundle.load(bundle_dir)
+    if bundle.flow is not None:
+        raise EdgeError(f"edge build: {bundle_dir} is a two-stream bundle (RGB and flow inputs); TensorRT engines "
+                        "are built for one-input models - run it with --backend ort")
     trt = import_tensorrt()
     gpu = gpu or gpu_identity()
-    bundle = Bundle.load(bundle_dir)
     if options.calib is not None and options.precision in ("int8", "best") and needs_calibration(bundle):
         from export.bundle import add_int8  # torch and the dataset reader: only for this step
 

@@ -47,6 +47,9 @@ def synth(out: Path, classes: int, videos_per_class: int, seed: int, frames: int
 @click.option("--size", default=64, show_default=True, help="Input crop side.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
+@click.option("--init", type=click.Path(path_type=Path), default=None,
+              help="Start from this checkpoint's weights (same model, width, size; e.g. a distillation student "
+                   "from the RGB stream).")
 @click.option("--model-opt", "model_opts", multiple=True, metavar="KEY=VALUE",
               help="A model's own option, saved in its checkpoint config (repeatable), e.g. aggregation=attention "
                    "num_clips=3 for tc3d_res3d18. VALUE is read as JSON when it parses (3, 0.5, true), else as text.")
@@ -67,7 +70,8 @@ def synth(out: Path, classes: int, videos_per_class: int, seed: int, frames: int
 @click.option("--distill-loss", type=click.Choice(["mae+gram", "mae", "gram", "mars"]), default="mae+gram",
               show_default=True, help="mae+gram: the paper's; mae / gram: its ablation; mars: MSE of the penultimate "
                                       "features only (the MARS baseline).")
-@click.option("--alpha", type=float, default=50.0, show_default=True, help="Eq. 4's weight of the distillation loss.")
+@click.option("--alpha", type=float, default=5.0, show_default=True,
+              help="Eq. 4's weight of the distillation loss (the paper's 50 did worse here: docs/distillation.md).")
 @click.option("--distill-levels", default=None, metavar="NAME,NAME,...",
               help="Modules whose outputs are matched [default: each residual stage, the pooled features].")
 @click.option("--fusion", is_flag=True, help="Fuse two trained streams (--streams RGB.pt FLOW.pt), frozen: Sec. 3.4's "
@@ -77,7 +81,8 @@ def synth(out: Path, classes: int, videos_per_class: int, seed: int, frames: int
 @click.option("--fusion-weights", default="1,1.5", show_default=True, metavar="RGB,FLOW",
               help="--fusion-mode average: the streams' weights (normalised to sum to one).")
 def train_cmd(model_name: str | None, data_root: Path, out: Path, epochs: int, batch_size: int, lr: float,
-              segments: int, width: float, size: int, seed: int, resume: bool, model_opts: tuple[str, ...],
+              segments: int, width: float, size: int, seed: int, resume: bool, init: Path | None,
+              model_opts: tuple[str, ...],
               clip_step: int | None, motion: str, flow_method: str | None, distill: bool, teacher: Path | None,
               distill_loss: str, alpha: float, distill_levels: str | None, fusion: bool,
               streams: tuple[Path, Path] | None, fusion_mode: str, fusion_weights: str) -> None:
@@ -104,7 +109,7 @@ def train_cmd(model_name: str | None, data_root: Path, out: Path, epochs: int, b
     best = train_run(model_name, data_root, out, epochs=epochs, batch_size=batch_size, lr=lr,
                      segments=segments, width=width, size=size, seed=seed, resume=resume,
                      options=parse_model_opts(model_opts), clip_step=clip_step, motion=motion,
-                     flow_method=flow_method, teacher=teacher,
+                     flow_method=flow_method, teacher=teacher, init=init,
                      distill=DistillConfig(distill_loss, alpha, levels) if distill else None)
     click.echo(f"best val clip accuracy {best.train_state['best']:.3f} -> {out / 'best.pt'}")
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader
 
-from edge.bundle import ClipSpec
+from edge.bundle import ClipSpec, FlowInput
 from edge.errors import EdgeError
 from edge.motion import FlowParams, MotionSpec, best_flow_method
 from edge.preprocess import FLOW_MEAN, FLOW_STD, Preprocess
@@ -26,11 +26,13 @@ def train_run(model_name: str, data_root: Path, out: Path, *, epochs: int = 15, 
               lr: float = 2e-3, segments: int = 8, width: float = 16.0, size: int = 64, seed: int = 0,
               resume: bool = False, progress: bool = True, options: dict[str, Any] | None = None,
               clip_step: int | None = None, motion: str = "auto", flow_method: str | None = None,
-              teacher: Path | None = None, distill: DistillConfig | None = None) -> Checkpoint:
+              teacher: Path | None = None, distill: DistillConfig | None = None,
+              init: Path | None = None) -> Checkpoint:
     """``clip_step`` overrides a clip-fed model's frame step (its paper's by default); ``motion``: ``auto`` (the
     model's paper's input: MOMP images for momp_caffenet, RGB otherwise), ``none`` (RGB), ``flow`` (a flow
     stream: TSN-scaled flow fields by ``flow_method``, TV-L1 where OpenCV has it) or a motion kind.
-    ``teacher``: train a Dual-action Stream student against that frozen flow stream (``distill``'s loss)."""
+    ``teacher``: train a Dual-action Stream student against that frozen flow stream (``distill``'s loss).
+    ``init``: start from that checkpoint's weights (the same model and configuration), not from scratch."""
     spec = input_motion(model_name, motion, flow_method)
     flow_input = spec is not None and spec.kind == "stacked_flow"
     pre = Preprocess(size=size, resize=round(size * 1.125),
@@ -63,7 +65,7 @@ def train_run(model_name: str, data_root: Path, out: Path, *, epochs: int = 15, 
         fit_data, distiller, state["distill"] = distillation(teacher, distill or DistillConfig(), student, train_ds,
                                                              labels, data_root, progress)
         objective = {"objective": distiller}
-    start = Checkpoint(model_name, config, {}, labels,
+    start = Checkpoint(model_name, config, initial_weights(init, model_name, config) if init else {}, labels,
                        {"preprocess": pre.to_dict(), "clip": clip.to_dict(),
                         "shape": [segments, pre.channels, size, size], **({"motion": spec.to_dict()} if spec else {})},
                        state)
@@ -71,6 +73,14 @@ def train_run(model_name: str, data_root: Path, out: Path, *, epochs: int = 15, 
     best = fit(start, fit_data, val_ds, out, cfg, resume=resume, progress=progress, **objective)
     print(f"data: train {train_ds.summary()}; test {val_ds.summary()}", file=sys.stderr)
     return best
+
+
+def initial_weights(path: Path, model_name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """``--init``'s weights, refused unless they come from the same model built the same way."""
+    src = Checkpoint.load(path)
+    if src.model != model_name or src.config != config:
+        raise EdgeError(f"--init {path}: a {src.model} {src.config}, not the {model_name} {config} being trained")
+    return src.state_dict
 
 
 INPUTS = ("auto", "none", "flow", "rgbf", "momp")  # edge train --input
@@ -165,16 +175,22 @@ def per_class_accuracy(confusion: np.ndarray, labels: list[str]) -> dict[str, fl
 
 
 def eval_clips(data_root: str | Path, preprocess: Preprocess, clip: ClipSpec, labels: list[str],
-               motion: MotionSpec | None = None) -> Iterator[tuple[np.ndarray, int]]:
+               motion: MotionSpec | None = None,
+               flow: FlowInput | None = None) -> Iterator[tuple[np.ndarray | tuple[np.ndarray, np.ndarray], int]]:
     """Test-split clips as numpy (T, C, H, W) float32 with their label: what ``edge bench`` and INT8
-    calibration consume (the runtime finds this through the ``edge.datasets`` entry point)."""
+    calibration consume (the runtime finds this through the ``edge.datasets`` entry point). ``flow``: a
+    two-stream model's second input; each clip is then the pair (RGB clip, flow clip)."""
     items, found = dataset_from_dir(Path(data_root), "test")
     if found != labels:
         raise EdgeError(f"--data {data_root}: its classes differ from the model's labels")
-    ds = ClipDataset(items, clip, preprocess, train=False, motion=motion, root=Path(data_root))
+    ds: ClipDataset | PairedClips = ClipDataset(items, clip, preprocess, train=False, motion=motion,
+                                                root=Path(data_root))
+    if flow is not None:
+        ds = PairedClips(ds, ClipDataset(items, clip, flow.preprocess, train=False, motion=flow.motion,
+                                         root=Path(data_root)))
     for i in range(len(ds)):
         x, y = ds[i]
-        yield x.numpy(), int(y)
+        yield (tuple(a.numpy() for a in x) if isinstance(x, tuple) else x.numpy()), int(y)
 
 
 def calibration_clips(data_root: str | Path, preprocess: Preprocess, clip: ClipSpec, labels: list[str],

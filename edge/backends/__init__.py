@@ -1,6 +1,7 @@
 """One protocol, several engines. ``open_backend`` picks one from the bundle and the request.
 
-Every backend takes a preprocessed clip (1, T, C, H, W) float32 and returns logits (1, K).
+Every backend takes a preprocessed clip (N, T, C, H, W) float32 and returns logits (N, K); a two-stream
+bundle's (``bundle.flow``) take the pair (RGB clips, flow clips), its model's two inputs in order.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ class Backend(Protocol):
     name: str
     precision: str
 
-    def infer(self, clip: np.ndarray) -> np.ndarray: ...
+    def infer(self, clip: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray: ...
 
 
 def open_backend(bundle: Bundle, backend: str = "ort", precision: str = "fp32", device: str = "cpu") -> Backend:
@@ -36,6 +37,9 @@ def open_backend(bundle: Bundle, backend: str = "ort", precision: str = "fp32", 
 
         return TorchBackend(bundle.path("checkpoint"), device=device)
     if backend in ("tensorrt", "trt"):  # `edge bench --rows trt:int8`
+        if bundle.flow is not None:
+            raise EdgeError(f"bundle {bundle.root}: a two-stream model (RGB and flow inputs); the TensorRT backend "
+                            "binds one input - use --backend ort")
         meta = bundle.extra.get("engines", {}).get(precision)
         if meta is None:
             raise EdgeError(f"bundle {bundle.root}: no TensorRT {precision} engine; build one with "

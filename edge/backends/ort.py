@@ -31,10 +31,13 @@ class OrtBackend:
             self.session = ort.InferenceSession(str(path), opts, providers=[p for p in wanted if p in available])
         except Exception as e:  # ORT raises its own exception types for corrupt/incompatible models
             raise EdgeError(f"model {path}: onnxruntime cannot load it ({str(e).splitlines()[0]})") from None
-        self.input_name = self.session.get_inputs()[0].name
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.input_name = self.input_names[0]
         self.output_name = self.session.get_outputs()[0].name
         self.precision = precision
         self.name = f"ort-{device}"
 
-    def infer(self, clip: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: clip})[0]
+    def infer(self, clip: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray:
+        """One clip batch, or a two-input model's arrays in its inputs' order."""
+        feed = dict(zip(self.input_names, clip, strict=True)) if isinstance(clip, tuple) else {self.input_name: clip}
+        return self.session.run([self.output_name], feed)[0]

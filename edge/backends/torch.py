@@ -45,6 +45,7 @@ class TorchBackend:
         self.precision = "fp32"
         self.name = f"torch-{device}"
 
-    def infer(self, clip: np.ndarray) -> np.ndarray:
+    def infer(self, clip: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray:
+        arrays = clip if isinstance(clip, tuple) else (clip,)
         with self._torch.inference_mode():
-            return self.model(self._torch.from_numpy(clip).to(self.device)).cpu().numpy()
+            return self.model(*(self._torch.from_numpy(a).to(self.device) for a in arrays)).cpu().numpy()

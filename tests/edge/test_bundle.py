@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from edge.bundle import SCHEMA_VERSION, Bundle, ClipSpec
+from edge.bundle import SCHEMA_VERSION, Bundle, ClipSpec, FlowInput
 from edge.errors import EdgeError
-from edge.preprocess import Preprocess
+from edge.motion import FlowParams, MotionSpec
+from edge.preprocess import FLOW_MEAN, FLOW_STD, Preprocess
 
 
 @pytest.fixture
@@ -30,6 +31,24 @@ def test_round_trip_keeps_everything(bundle_dir):
     assert b.extra["accuracy"] == {"fp32": 0.9}
     assert (bundle_dir / "labels.txt").read_text() == "a\nb\nc\n"
     assert not list(bundle_dir.glob(".*part*")), "no temp files left behind"
+
+
+def test_a_two_stream_bundle_keeps_its_flow_input(bundle_dir):
+    b = Bundle.load(bundle_dir)
+    flow = FlowInput("flow", Preprocess(32, 36, FLOW_MEAN, FLOW_STD),
+                     MotionSpec("stacked_flow", flow=FlowParams(method="farneback")))
+    b.flow = flow
+    b.save()
+    again = Bundle.load(bundle_dir)
+    assert again.flow == flow and "flow" not in again.extra
+    assert json.loads((bundle_dir / "manifest.json").read_text())["flow"]["preprocess"]["color"] == "flow-xy"
+    assert Bundle.load(bundle_dir).input_shape() == (1, 8, 3, 32, 32)  # the RGB clip; the flow clip beside it
+
+
+def test_a_flow_stream_bundle_takes_two_channel_clips(tmp_path):
+    b = Bundle(root=tmp_path, name="res3d18", labels=["a"], preprocess=Preprocess(32, 36, FLOW_MEAN, FLOW_STD),
+               clip=ClipSpec(8, 32, 8), files={})
+    assert b.input_shape(2) == (2, 8, 2, 32, 32)
 
 
 def _edit(root, fn):

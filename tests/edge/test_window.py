@@ -1,9 +1,12 @@
 import numpy as np
 import pytest
 
-from edge.bundle import ClipSpec
+from edge.bundle import ClipSpec, FlowInput
 from edge.errors import EdgeError
+from edge.motion import FlowParams, MotionSpec
+from edge.preprocess import FLOW_MEAN, FLOW_STD, Preprocess
 from edge.window import (
+    FlowWindow,
     ScoreSmoother,
     SlidingWindow,
     clip_indices,
@@ -140,3 +143,34 @@ def test_softmax_is_normalised_and_stable():
     assert p == pytest.approx([0.5, 0.5, 0.0])
     q = softmax(np.array([np.log(1.0), np.log(3.0)]))
     assert q == pytest.approx([0.25, 0.75])
+
+
+def _moving_square(frames: int, size: int = 24) -> np.ndarray:
+    video = np.full((frames, size, size, 3), 40, np.uint8)
+    for t in range(frames):
+        video[t, 8:14, 2 + t : 8 + t] = 220
+    return video
+
+
+@pytest.mark.parametrize("extra", [0, 3])
+def test_the_flow_window_pairs_each_clip_frame_with_its_field_as_training_does(extra):
+    """Frame i of the window takes field i (frame i -> i+1) of the video; the newest frame, which has none yet,
+    the last one - the same pairing as train.data.PairedClips on the whole video."""
+    spec = ClipSpec(4, 6, 1, sampling="clips", clip_step=2)
+    flow = FlowInput("flow", Preprocess(16, 24, FLOW_MEAN, FLOW_STD),
+                     MotionSpec("stacked_flow", flow=FlowParams(method="farneback")))
+    video = _moving_square(6 + extra)
+    rgb, window = SlidingWindow(spec), FlowWindow(spec, flow)
+    clips = []
+    for frame in video:
+        window.push(frame)
+        if rgb.push(frame) is not None:
+            clips.append(window.clip())
+    assert len(clips) == 1 + extra
+    fields = flow.motion.compute(video)  # (T-1, H, W, 2): field t from frame t to t+1
+    start = len(video) - 6  # the window's first frame, at the last decision
+    picks = start + eval_indices(spec, 6)
+    expected = flow.preprocess.clip([fields[min(g, len(fields) - 1)] for g in picks])[None]
+    assert clips[-1].shape == (1, 4, 2, 16, 16)
+    assert np.abs(clips[-1] - expected).max() < 1e-6
+    assert np.abs(expected).max() > 0.1  # the square moves: not a blank input

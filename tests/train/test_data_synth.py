@@ -86,3 +86,10 @@ def test_bad_arguments_are_refused(tmp_path, kw, message):
     with pytest.raises(EdgeError, match=message):
         generate(tmp_path / "x", progress=False, **kw)
     assert not (tmp_path / "x").exists()
+
+
+def test_the_test_fraction_sets_the_split(tmp_path):
+    s = generate(tmp_path / "d", 2, 8, seed=1, frames=8, size=32, progress=False, test_fraction=0.75)
+    assert (s.n_train, s.n_test) == (4, 12)
+    with pytest.raises(EdgeError, match="test_fraction 1.0 leaves no training video"):
+        generate(tmp_path / "e", 2, 8, seed=1, frames=8, size=32, progress=False, test_fraction=1.0)

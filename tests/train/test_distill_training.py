@@ -85,7 +85,7 @@ def test_each_rgb_clip_is_paired_with_the_teachers_flow_at_the_same_frames(data,
     assert torch.equal(f, torch.from_numpy(expected))  # no jitter on the teacher's view
     assert y == rgb.items[k].label
     assert record["levels"] == ["stages.0", "stages.1", "stages.2", "stages.3", "pool"]
-    assert record["loss"] == "mae+gram" and record["alpha"] == 50.0 and len(record["teacher_sha256"]) == 64
+    assert record["loss"] == "mae+gram" and record["alpha"] == 5.0 and len(record["teacher_sha256"]) == 64
 
 
 def test_the_loss_is_cross_entropy_plus_alpha_times_the_distillation_term(data, teacher):
@@ -98,7 +98,7 @@ def test_the_loss_is_cross_entropy_plus_alpha_times_the_distillation_term(data, 
         ce = torch.nn.functional.cross_entropy(student(x), y)
         term = distill_loss("mae+gram", distiller._tap(student).get(), [*distiller.teacher_tap.get()])
     assert term.item() > 0
-    assert loss.item() == pytest.approx(ce.item() + 50.0 * term.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(ce.item() + 5.0 * term.item(), rel=1e-5)
 
 
 def test_training_the_student_leaves_the_teacher_frozen(data, teacher, tmp_path):
@@ -184,3 +184,12 @@ def test_fusion_trains_only_its_module_and_keeps_the_streams_frozen(data, teache
         fusion_run(teacher, teacher, data, tmp_path / "x")
     avg = fusion_run(tmp_path / "rgb" / "best.pt", teacher, data, tmp_path / "avg", fusion="average", progress=False)
     assert 0 <= avg.train_state["best"] <= 1 and (tmp_path / "avg" / "best.pt").is_file()
+
+
+def test_init_starts_from_a_checkpoints_weights_of_the_same_model(data, teacher, tmp_path):
+    first = train_run("res3d18", data, tmp_path / "a", epochs=1, **SMALL)
+    again = train_run("res3d18", data, tmp_path / "b", epochs=1, lr=0.0, init=tmp_path / "a" / "best.pt", **SMALL)
+    conv = "stages.0.0.conv1.0.weight"
+    assert torch.equal(again.state_dict[conv], first.state_dict[conv])  # lr 0: the weights it started from
+    with pytest.raises(EdgeError, match="--init .*: a res3d18 .*in_channels.*, not the res3d18"):
+        train_run("res3d18", data, tmp_path / "c", epochs=1, init=teacher, **SMALL)

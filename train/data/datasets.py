@@ -144,7 +144,8 @@ class ClipDataset(Dataset):
         self.items: list[VideoItem] = []
         self.frames: list[np.ndarray] = []
         self.skipped: list[tuple[Path, str]] = []
-        for it in tqdm(items, desc="decode", leave=False, disable=not progress):
+        desc = "decode" if motion is None else f"decode + {motion.kind} (cached)"
+        for it in tqdm(items, desc=desc, leave=False, disable=not progress):
             try:
                 self.frames.append(read_video(it.path, preprocess.resize) if motion is None else
                                    load_motion(root, it.path.resolve(), motion, preprocess.resize))

@@ -157,10 +157,11 @@ def _video_rng(seed: int, label: str, index: int) -> np.random.Generator:
 
 def generate(out: Path, classes: int = 12, videos_per_class: int = 20, seed: int = 0, frames: int = 32,
              size: int = 96, fps: int = 15, progress: bool = True,
-             labels: Sequence[str] | None = None) -> SynthSummary:
+             labels: Sequence[str] | None = None, test_fraction: float = 0.25) -> SynthSummary:
     """Write ``classes`` x ``videos_per_class`` videos to ``out`` (atomically), with split files.
     ``labels`` picks the classes by name instead of the first ``classes`` of ``CLASSES`` (a task without
-    time-reversal partners, for an order-blind model)."""
+    time-reversal partners, for an order-blind model); ``test_fraction`` of each class's videos are test
+    videos (a large test split over a small training set: a data-limited task measured precisely)."""
     if labels is not None:
         unknown = sorted(set(labels) - set(CLASSES))
         if unknown or len(set(labels)) != len(labels):
@@ -173,7 +174,9 @@ def generate(out: Path, classes: int = 12, videos_per_class: int = 20, seed: int
     if frames < 8 or size < 32:
         raise EdgeError(f"synth: need frames >= 8 and size >= 32 (got {frames}, {size})")
     labels = list(labels or CLASSES[:classes])
-    n_test = max(1, round(videos_per_class * 0.25))
+    n_test = max(1, round(videos_per_class * test_fraction))
+    if not 0 < test_fraction < 1 or n_test >= videos_per_class:
+        raise EdgeError(f"synth: test_fraction {test_fraction} leaves no training video of {videos_per_class}")
     train_lines, test_lines = [], []
     out = Path(out)
     with atomic_dir(out) as tmp:

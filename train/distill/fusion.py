@@ -62,7 +62,7 @@ def fusion_run(rgb_path: Path, flow_path: Path, data_root: Path, out: Path, *, f
     model.streams[0].load_state_dict(rgb.state_dict)
     model.streams[1].load_state_dict(flow.state_dict)
     start = Checkpoint("two_stream", config, model.state_dict(), rgb.labels, {**rgb.input, "flow": flow.input},
-                       {"streams": [str(rgb_path), str(flow_path)]})
+                       {"data": str(Path(data_root).resolve()), "streams": [str(rgb_path), str(flow_path)]})
     val = paired(rgb, flow, data_root, "test", progress)
     if fusion == "average":  # fixed weights: nothing to train
         result = evaluate(model, DataLoader(val, batch_size=batch_size), len(rgb.labels), progress)

@@ -6,13 +6,13 @@ The paper's losses, on the features of the n-1 layers before the classifier (``F
 - Eq. 1, MARS (Crasto et al.): the squared error of the penultimate features (the layer before the last
   linear one), averaged over its elements as MARS's MSE is;
 - Eq. 2, multi-level MAE: (1/(n-1)) sum_i ||f_DS(i) - f_FLOW(i)||_1. "Mean absolute error": each level's
-  L1 distance is averaged over its elements, so levels of different sizes weigh alike and alpha = 50
-  (Sec. 4.2) stays in scale with the cross-entropy; a literal sum would grow with the feature map;
+  L1 distance is averaged over its elements, so levels of different sizes weigh alike and alpha stays in
+  scale with the cross-entropy; a literal sum would grow with the feature map;
 - Eq. 3, Gram: sum_i || (G(f_DS(i)) - G(f_FLOW(i))) / ((n-1) C_i T_i H_i W_i) ||_1 with G(f) = f f^T on
   the (C_i, T_i H_i W_i) flattened features, per clip, then averaged over the batch - with the L1 norm
   averaged over the C_i x C_i entries and so divided by T_i H_i W_i alone: the paper's term over C_i. As
-  written, the norm sums C_i^2 entries against a normaliser with one C_i, so it grows with the width; at
-  alpha = 50 it swamped the cross-entropy and cost the student accuracy (docs/distillation.md, "Deviations").
+  written, the norm sums C_i^2 entries against a normaliser with one C_i, so it grows with the width and
+  swamps the cross-entropy (docs/distillation.md, "Deviations").
 
 The total (Eq. 4) is cross-entropy + alpha * (the chosen distillation terms), ``train.distill.student``. The
 teacher is frozen (``freeze``): eval mode, so its BatchNorm statistics stay as trained, and no gradients.

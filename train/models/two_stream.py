@@ -63,16 +63,17 @@ class TwoStream(nn.Module):
         return self
 
     def stream_weights(self, rgb: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 2) weights and (B, 2, K) log-scores of the streams."""
-        logp = torch.stack([torch.log_softmax(s(x), dim=1) for s, x in zip(self.streams, (rgb, flow), strict=True)],
-                           dim=1)
+        """(B, 2) weights and (B, 2, K) scores (softmax) of the streams."""
+        p = torch.stack([torch.softmax(s(x), dim=1) for s, x in zip(self.streams, (rgb, flow), strict=True)], dim=1)
         if self.attention is None:
-            return self.fixed.expand(logp.shape[0], 2), logp
-        return self.attention(logp[:, 0].exp(), logp[:, 1].exp()), logp
+            return self.fixed.expand(p.shape[0], 2), p
+        return self.attention(p[:, 0], p[:, 1]), p
 
     def forward(self, rgb: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-        w, logp = self.stream_weights(rgb, flow)
-        return torch.logsumexp(logp + torch.log(w.clamp_min(1e-12)).unsqueeze(2), dim=1)
+        w, p = self.stream_weights(rgb, flow)
+        # a score under 1e-30 is 0 to float32 anyway; the floor keeps the log finite (plain ops: no LogSumExp,
+        # which ONNX shape tools such as onnx-tool cannot profile)
+        return torch.log((w.unsqueeze(2) * p).sum(dim=1).clamp_min(1e-30))
 
 
 def two_stream(*, num_classes: int, streams: Sequence[Mapping[str, Any]], fusion: str = "attention",
