@@ -82,3 +82,14 @@ def test_a_fused_bundle_is_refused_where_one_input_is_all_there_is(runs):
     assert r.returncode == 2 and "two-stream bundle" in r.stderr
     r = edge("export", "--ckpt", work / "fused" / "best.pt", "--out", work / "x", "--int8", check=False)
     assert r.returncode == 2 and "two-stream model; its bundle is fp32 only" in r.stderr
+
+
+def test_the_student_compresses_like_any_checkpoint(runs, tmp_path):
+    work, data = runs
+    recipe = tmp_path / "prune.toml"
+    recipe.write_text('[[stage]]\nkind = "filter_prune"\ncriterion = "l1"\nratio = 0.5\nfinetune_epochs = 1\n')
+    edge("compress", "--ckpt", work / "student" / "best.pt", "--recipe", recipe, "--data", data, "--out",
+         tmp_path / "pruned")
+    report = json.loads((tmp_path / "pruned" / "report.json").read_text())
+    assert [s["kind"] for s in report["stages"]] == ["input", "filter_prune"]
+    assert report["stages"][1]["params"] < report["stages"][0]["params"]

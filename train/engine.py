@@ -158,6 +158,12 @@ def _supervised(model: nn.Module, x: torch.Tensor | Sequence[torch.Tensor], y: t
     return training_loss(model, forward(model, x), y)
 
 
+def warmup_fraction(total_steps: int) -> float:
+    """OneCycleLR's warm-up share: 20% of the steps, but at least a step and a half. PyTorch divides by the
+    warm-up's length in steps minus one, so 20% of exactly 5 steps (one epoch of 5 batches) divides by zero."""
+    return 0.5 if total_steps < 2 else max(0.2, 1.5 / total_steps)
+
+
 def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitConfig,
         resume: bool = False, progress: bool = True, constraints: Sequence[Constraint] = (),
         objective: Objective = _supervised) -> Checkpoint:
@@ -192,7 +198,8 @@ def fit(ckpt: Checkpoint, train_ds: Any, val_ds: Any, out: str | Path, cfg: FitC
     # Rebuilt from the step count rather than loaded: resuming with more --epochs stretches the one-cycle
     # schedule over the new total instead of running past its end.
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
-                                                steps_per_epoch=len(train_loader), pct_start=0.2,
+                                                steps_per_epoch=len(train_loader),
+                                                pct_start=warmup_fraction(cfg.epochs * len(train_loader)),
                                                 last_epoch=steps_done - 1)
     for epoch in range(start, cfg.epochs):
         # Every random draw of an epoch (shuffle, frame offsets, jitter, dropout) is a function of (seed,

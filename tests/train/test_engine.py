@@ -322,3 +322,16 @@ def test_all_clips_accuracy_averages_every_clip_of_each_video(tmp_path):
     # 20 frames, parts of 10 fit 2 frames 2 apart: every clip spans 4 frames, 5 of them per video
     assert model.shapes == [(5, 2, 3, 16, 16)] * len(ds)
     assert acc == pytest.approx(labels.count(1) / len(labels)) and 0 < acc < 1
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 5, 7, 8, 100])
+def test_the_one_cycle_schedule_runs_at_any_number_of_steps(steps):
+    """One epoch of 5 batches crashed PyTorch's OneCycleLR at a 20% warm-up (a division by zero)."""
+    from train.engine import warmup_fraction
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=steps, pct_start=warmup_fraction(steps))
+    for _ in range(steps):
+        opt.step()
+        sched.step()
+    assert warmup_fraction(100) == 0.2 and 0 < warmup_fraction(steps) <= 0.75
