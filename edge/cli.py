@@ -143,11 +143,9 @@ def run(ctx: click.Context, bundle_dir: Path | None, sources: tuple[str, ...], s
     bundle = Bundle.load(Path(opts["bundle_dir"]))
     online = opts["mode"] == "online" or (opts["mode"] == "auto" and "online" in bundle.files)
     if online:
-        if opts["backend"] != "ort":
-            raise EdgeError(f"--mode online: runs on the ort backend for now (asked for {opts['backend']})")
         from edge.online import OnlineModel
 
-        engine = OnlineModel(bundle, opts["precision"], opts["device"])
+        engine = OnlineModel(bundle, opts["precision"], opts["device"], opts["backend"])
     else:
         engine = open_backend(bundle, opts["backend"], opts["precision"], opts["device"])
     if ema is not None and opts["smooth"] is not None:

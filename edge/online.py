@@ -6,9 +6,15 @@ model was trained to see its segments (the manifest's ``online.frame_step``: 4 f
 32-frame window), so ``wants`` says which camera frames it takes. ``reset`` starts from zero buffers, as a
 clip starts with zero padding: a new stream, or a reconnect. Each stream has its own buffers (``stream``
 ids), and frames of several streams run as one batch (``step_batch``).
+
+``backend``: ONNX Runtime on the bundle's per-frame ONNX model, or TensorRT on the online engine `edge build`
+wrote beside the clip engine (``model.online.<precision>.engine``; its batch is fixed: requests are split and
+padded to it).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -18,22 +24,40 @@ from edge.errors import EdgeError
 
 
 class OnlineModel:
-    def __init__(self, bundle: Bundle, precision: str = "fp32", device: str = "cpu") -> None:
+    def __init__(self, bundle: Bundle, precision: str = "fp32", device: str = "cpu", backend: str = "ort") -> None:
         entry = bundle.extra.get("online")
         if entry is None or "online" not in bundle.files:
             raise EdgeError(f"--mode online: bundle {bundle.root} has no online model (export a *_online_* model "
                             "with `edge export --online`)")
-        role = "online" if precision == "fp32" else f"online-{precision}"
-        if role not in bundle.files:
-            raise EdgeError(f"--mode online: bundle {bundle.root} has no {precision} online model "
-                            "(`edge export --online --int8` writes one)")
-        self.session = OrtBackend(bundle.path(role), precision, device).session
         self.input, self.buffers = entry["input"], entry["buffers"]
         self.outputs = [entry["output"], *(b["output"] for b in self.buffers)]
         self.frame_step = int(entry.get("frame_step", 1))
-        self.name = f"ort-{device} online"
+        if backend in ("tensorrt", "trt"):
+            self._run = self._tensorrt(bundle, precision)
+            self.name = "tensorrt online"
+        elif backend == "ort":
+            role = "online" if precision == "fp32" else f"online-{precision}"
+            if role not in bundle.files:
+                raise EdgeError(f"--mode online: bundle {bundle.root} has no {precision} online model "
+                                "(`edge export --online --int8` writes one)")
+            session = OrtBackend(bundle.path(role), precision, device).session
+            self._run = lambda feed: dict(zip(self.outputs, session.run(self.outputs, feed), strict=True))
+            self.name = f"ort-{device} online"
+        else:
+            raise EdgeError(f"--mode online: runs on the ort or tensorrt backend, not {backend!r}")
         self.state: dict[int, dict[str, np.ndarray]] = {}
         self.seen: dict[int, int] = {}
+
+    @staticmethod
+    def _tensorrt(bundle: Bundle, precision: str) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+        meta = bundle.extra.get("engines", {}).get(precision)
+        if meta is None or "online" not in meta:
+            raise EdgeError(f"--mode online: bundle {bundle.root} has no TensorRT {precision} online engine; "
+                            f"build one with `edge build --bundle {bundle.root} --precision {precision}`")
+        from edge.backends.tensorrt import TensorRTBackend, in_fixed_batches
+
+        engine = TensorRTBackend(bundle.path(f"engine-online-{precision}"), meta, precision)
+        return lambda feed: in_fixed_batches(engine.run, feed, engine.batch)
 
     def reset(self, stream: int = 0) -> None:
         """Zero buffers for ``stream``: a new stream, or one that reconnected."""
@@ -58,7 +82,8 @@ class OnlineModel:
         feed = {self.input: np.stack([f for _, f in frames]).astype(np.float32, copy=False)}
         for b in self.buffers:
             feed[b["name"]] = np.concatenate([self.state[s][b["name"]] for s in streams])
-        logits, *nxt = self.session.run(self.outputs, feed)
+        out = self._run(feed)
+        logits, nxt = out[self.outputs[0]], [out[name] for name in self.outputs[1:]]
         for i, s in enumerate(streams):
             self.state[s] = {b["name"]: v[i : i + 1] for b, v in zip(self.buffers, nxt, strict=True)}
         return list(logits)

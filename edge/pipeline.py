@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from edge.backends import Backend
+from edge.backends.tensorrt import in_fixed_batches
 from edge.batcher import Batcher, Request
 from edge.bundle import Bundle
 from edge.errors import EdgeError
@@ -375,8 +376,8 @@ class _Run:
 
 
 def _run_batch(backend: Backend | OnlineModel) -> Callable[[list[Request]], list[np.ndarray]]:
-    """One backend call for a batch of requests: clips stacked on the batch axis (padded to a TensorRT
-    engine's fixed batch), or the online model's frames with each stream's buffers."""
+    """One backend call for a batch of requests: clips stacked on the batch axis (in a TensorRT engine's
+    fixed batch: split and padded to it), or the online model's frames with each stream's buffers."""
     if isinstance(backend, OnlineModel):
         return lambda batch: backend.step_batch([(r.stream, r.x) for r in batch])
     fixed = getattr(backend, "batch", None)
@@ -385,9 +386,9 @@ def _run_batch(backend: Backend | OnlineModel) -> Callable[[list[Request]], list
         if isinstance(batch[0].x, tuple):  # a two-stream model: each input stacked on its own
             return list(backend.infer(tuple(np.concatenate(xs) for xs in zip(*(r.x for r in batch), strict=True))))
         x = np.concatenate([r.x for r in batch])
-        if fixed and len(x) < fixed:
-            x = np.concatenate([x, np.zeros((fixed - len(x), *x.shape[1:]), x.dtype)])
-        return list(backend.infer(x)[: len(batch)])
+        if fixed:
+            return list(in_fixed_batches(lambda f: {"y": backend.infer(f["x"])}, {"x": x}, fixed)["y"])
+        return list(backend.infer(x))
 
     return run_batch
 

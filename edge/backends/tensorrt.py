@@ -5,13 +5,16 @@ The engine is deserialized with ``tensorrt.Runtime`` and run by named I/O tensor
 asynchronously. There are two buffer sets, each with its own execution context and CUDA stream: ``submit``
 queues a clip's host-to-device copy, inference and device-to-host copy on one set and returns at once, so the
 next clip's copies overlap this one's compute; ``collect`` waits for the oldest. ``infer`` is both, for the
-one-clip-at-a-time pipeline. An engine is refused, in one line naming both sides, when the manifest says it
+one-clip-at-a-time pipeline. An engine with several inputs and outputs (the online model's: the frame and its
+shift buffers in, the logits and the next buffers out) is fed a dict by name and ``run`` returns every output
+by name. Every input takes the same batch, fixed when the backend opens. An engine is refused, in one line naming both sides, when the manifest says it
 was built by another TensorRT version or for another GPU (TensorRT would fail on it, less clearly).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,22 @@ def check_engine_matches(meta: dict[str, Any], trt_version: str, compute_capabil
                         "rebuild it here with `edge build`")
 
 
+def in_fixed_batches(run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], feed: dict[str, np.ndarray],
+                     batch: int) -> dict[str, np.ndarray]:
+    """``run`` (an engine call at exactly ``batch`` rows per input) over ``feed``'s N rows: in chunks of
+    ``batch``, the last padded with zeros, the padding's outputs dropped. Several streams' requests can
+    outnumber an engine's batch, or fall short of it."""
+    n = len(next(iter(feed.values())))
+    parts: list[dict[str, np.ndarray]] = []
+    for i in range(0, n, batch):
+        chunk = {k: v[i : i + batch] for k, v in feed.items()}
+        short = batch - len(next(iter(chunk.values())))
+        if short:
+            chunk = {k: np.concatenate([v, np.zeros((short, *v.shape[1:]), v.dtype)]) for k, v in chunk.items()}
+        parts.append({k: v[: batch - short] for k, v in run(chunk).items()})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 class _BufferSet:
     """Pinned host and device memory for one clip in flight, with its context and stream."""
 
@@ -75,43 +94,59 @@ class TensorRTBackend:
             raise EdgeError(f"engine {path}: TensorRT could not deserialize it (corrupt, or from another build)")
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
-        inputs, outputs = [n for n in names if is_input[n]], [n for n in names if not is_input[n]]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise EdgeError(f"engine {path}: expected one input and one output tensor, got {inputs} / {outputs}")
-        self.input_name, self.output_name = inputs[0], outputs[0]
-        in_shape = (batch, *tuple(self.engine.get_tensor_shape(self.input_name))[1:])
+        self.inputs, self.outputs = [n for n in names if is_input[n]], [n for n in names if not is_input[n]]
+        if not self.inputs or not self.outputs:
+            raise EdgeError(f"engine {path}: expected input and output tensors, got {self.inputs} / {self.outputs}")
+        self.input_name, self.output_name = self.inputs[0], self.outputs[0]  # a clip model's clip and logits
+        self.batch = batch
+        shapes = {n: (batch, *tuple(self.engine.get_tensor_shape(n))[1:]) for n in self.inputs}
         contexts = [self.engine.create_execution_context() for _ in range(BUFFER_SETS)]
         for ctx in contexts:
-            if not ctx.set_input_shape(self.input_name, in_shape):
-                raise EdgeError(f"engine {path}: batch {batch} is outside its profile (rebuild with --max-batch)")
-        out_shape = tuple(contexts[0].get_tensor_shape(self.output_name))
+            for name, shape in shapes.items():
+                if not ctx.set_input_shape(name, shape):
+                    raise EdgeError(f"engine {path}: batch {batch} is outside its profile (rebuild with --max-batch)")
+        shapes.update({n: tuple(contexts[0].get_tensor_shape(n)) for n in self.outputs})
         dtypes = {n: trt.nptype(self.engine.get_tensor_dtype(n)) for n in names}
-        shapes = {self.input_name: in_shape, self.output_name: out_shape}
         self._sets = [_BufferSet(cuda, ctx, shapes, dtypes) for ctx in contexts]
         self._next, self._pending = 0, deque[_BufferSet]()
         self.precision, self.name = precision, "tensorrt"
 
-    def submit(self, clip: np.ndarray) -> None:
-        """Queue ``clip``'s copy in, inference and copy out on the next free buffer set; returns at once."""
+    def submit(self, x: np.ndarray | dict[str, np.ndarray]) -> None:
+        """Queue the copies in (a clip, or every input by name), the inference and the copies out on the next
+        free buffer set; returns at once."""
+        feed = x if isinstance(x, dict) else {self.input_name: x}
+        if set(feed) != set(self.inputs):
+            raise EdgeError(f"backend tensorrt: the engine takes {self.inputs}, given {sorted(feed)}")
         if len(self._pending) == BUFFER_SETS:
             raise EdgeError(f"backend tensorrt: {BUFFER_SETS} clips already in flight; collect() one first")
         s = self._sets[self._next]
         self._next = (self._next + 1) % BUFFER_SETS
-        np.copyto(s.host[self.input_name], clip, casting="same_kind")
         cuda = self._cuda
-        cuda.memcpy_htod_async(s.device[self.input_name], s.host[self.input_name], s.stream)
+        for name, value in feed.items():
+            np.copyto(s.host[name], value, casting="same_kind")
+            cuda.memcpy_htod_async(s.device[name], s.host[name], s.stream)
         if not s.context.execute_async_v3(s.stream.handle):
             raise EdgeError("backend tensorrt: execute_async_v3 failed (see TensorRT's log)")
-        cuda.memcpy_dtoh_async(s.host[self.output_name], s.device[self.output_name], s.stream)
+        for name in self.outputs:
+            cuda.memcpy_dtoh_async(s.host[name], s.device[name], s.stream)
         s.done.record(s.stream)
         self._pending.append(s)
 
-    def collect(self) -> np.ndarray:
-        """The logits of the oldest submitted clip, once its stream has finished."""
+    def collect_all(self) -> dict[str, np.ndarray]:
+        """Every output of the oldest submitted call, by name, once its stream has finished."""
         s = self._pending.popleft()
         s.done.synchronize()
-        return s.host[self.output_name].copy()
+        return {name: s.host[name].copy() for name in self.outputs}
+
+    def collect(self) -> np.ndarray:
+        """The logits of the oldest submitted clip, once its stream has finished."""
+        return self.collect_all()[self.output_name]
 
     def infer(self, clip: np.ndarray) -> np.ndarray:
         self.submit(clip)
         return self.collect()
+
+    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One call of a several-input engine: every output by name."""
+        self.submit(feed)
+        return self.collect_all()

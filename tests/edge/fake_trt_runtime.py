@@ -70,19 +70,26 @@ def fake_pycuda(compute_capability: tuple[int, int] = (8, 7)) -> tuple[ModuleTyp
     return package, driver
 
 
+def clip_model(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The default fake engine: each clip's mean times a per-class weight."""
+    x = inputs["clip"]
+    return {"logits": x.reshape(len(x), -1).mean(1, keepdims=True) * WEIGHTS}
+
+
 class Context:
     def __init__(self, engine: Engine) -> None:
-        self.engine, self.addresses, self.shape = engine, {}, None
+        self.engine, self.addresses, self.shapes = engine, {}, {}
         self.runs = 0
 
     def set_input_shape(self, name: str, shape: tuple) -> bool:
         if not 1 <= shape[0] <= self.engine.max_batch:
             return False
-        self.shape = tuple(shape)
+        self.shapes[name] = tuple(shape)
         return True
 
     def get_tensor_shape(self, name: str) -> tuple:
-        return (self.shape[0], CLASSES) if name == "logits" else self.shape
+        mode, item = self.engine.io[name]
+        return self.shapes[name] if mode == "INPUT" else (next(iter(self.shapes.values()))[0], *item)
 
     def set_tensor_address(self, name: str, address: int) -> None:
         self.addresses[name] = address
@@ -90,29 +97,35 @@ class Context:
     def execute_async_v3(self, stream_handle: int) -> bool:
         stream = Stream.by_handle[stream_handle]
 
+        def view(name: str) -> np.ndarray:
+            return Memory.registry[self.addresses[name]].view(np.float32).reshape(self.get_tensor_shape(name))
+
         def compute() -> None:
-            x = Memory.registry[self.addresses["clip"]].view(np.float32).reshape(self.shape)
-            out = Memory.registry[self.addresses["logits"]].view(np.float32).reshape(self.shape[0], CLASSES)
-            out[:] = x.reshape(self.shape[0], -1).mean(1, keepdims=True) * WEIGHTS
+            outputs = self.engine.compute({n: view(n) for n, (m, _) in self.engine.io.items() if m == "INPUT"})
+            for name, value in outputs.items():
+                view(name)[:] = value
             self.runs += 1
         stream.queue.append(compute)
         return True
 
 
 class Engine:
-    def __init__(self, shape: tuple, max_batch: int) -> None:
-        self.shape, self.max_batch = shape, max_batch
-        self.num_io_tensors = 2
+    """``io``: name -> (mode, shape of one batch item), in the engine's tensor order; ``compute``: the function
+    the engine computes, inputs by name -> outputs by name."""
+
+    def __init__(self, io: dict[str, tuple[str, tuple]], max_batch: int, compute) -> None:
+        self.io, self.max_batch, self.compute = io, max_batch, compute
+        self.num_io_tensors = len(io)
         self.contexts: list[Context] = []
 
     def get_tensor_name(self, i: int) -> str:
-        return ("clip", "logits")[i]
+        return list(self.io)[i]
 
     def get_tensor_mode(self, name: str) -> str:
-        return "INPUT" if name == "clip" else "OUTPUT"
+        return self.io[name][0]
 
     def get_tensor_shape(self, name: str) -> tuple:
-        return (-1, *self.shape) if name == "clip" else (-1, CLASSES)
+        return (-1, *self.io[name][1])
 
     def get_tensor_dtype(self, name: str) -> str:
         return "FLOAT"
@@ -122,7 +135,11 @@ class Engine:
         return self.contexts[-1]
 
 
-def fake_tensorrt(clip_shape: tuple, max_batch: int = 4, version: str = "10.3.0") -> ModuleType:
+def fake_tensorrt(clip_shape: tuple, max_batch: int = 4, version: str = "10.3.0",
+                  io: dict[str, tuple[str, tuple]] | None = None, compute=clip_model) -> ModuleType:
+    """A fake ``tensorrt`` whose engines take ``clip_shape`` clips to CLASSES logits (``clip_model``), or, given
+    ``io`` and ``compute``, any named inputs and outputs."""
+    io = io or {"clip": ("INPUT", tuple(clip_shape)), "logits": ("OUTPUT", (CLASSES,))}
     trt = ModuleType("tensorrt")
     trt.__version__ = version
     trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level: None})
@@ -137,7 +154,7 @@ def fake_tensorrt(clip_shape: tuple, max_batch: int = 4, version: str = "10.3.0"
         def deserialize_cuda_engine(self, data: bytes) -> Engine | None:
             if data != b"fake engine":
                 return None
-            engines.append(Engine(clip_shape, max_batch))
+            engines.append(Engine(io, max_batch, compute))
             return engines[-1]
 
     trt.Runtime, trt.engines = Runtime, engines
