@@ -76,6 +76,15 @@ def test_the_fused_bundle_has_two_inputs_and_the_runtime_computes_the_flow(runs)
     assert live == pytest.approx({k: offline[k] for k in live}, abs=0.05)
 
 
+def test_edge_bench_measures_a_fused_bundle(runs):
+    work, data = runs
+    out = work / "bench.json"
+    edge("bench", "--model", work / "fused-bundle", "--data", data, "--rows", "ort:fp32", "--iters", 3, "--json", out)
+    row = json.loads(out.read_text())["rows"][0]
+    manifest = json.loads((work / "fused-bundle" / "manifest.json").read_text())
+    assert row["accuracy"] == pytest.approx(manifest["accuracy"]["fp32"], abs=1e-4)  # both inputs, every clip
+
+
 def test_a_fused_bundle_is_refused_where_one_input_is_all_there_is(runs):
     work, _ = runs
     r = edge("build", "--bundle", work / "fused-bundle", check=False)

@@ -17,7 +17,7 @@ from train.data import ClipDataset, dataset_from_dir, frame_indices
 from train.data.synth import generate
 from train.distill import distill_loss
 from train.distill.fusion import fusion_run
-from train.distill.student import DistillConfig, default_levels, distillation
+from train.distill.student import DistillConfig, Distiller, default_levels, distillation
 from train.engine import Checkpoint, FitConfig, fit
 from train.models import build_model
 from train.models.two_stream import TwoStream
@@ -193,3 +193,18 @@ def test_init_starts_from_a_checkpoints_weights_of_the_same_model(data, teacher,
     assert torch.equal(again.state_dict[conv], first.state_dict[conv])  # lr 0: the weights it started from
     with pytest.raises(EdgeError, match="--init .*: a res3d18 .*in_channels.*, not the res3d18"):
         train_run("res3d18", data, tmp_path / "c", epochs=1, init=teacher, **SMALL)
+
+
+def test_a_2d_tsm_student_distills_from_a_tsm_flow_stream():
+    """The paper's 3D backbone is not required: TSM's per-frame features are regrouped per clip at each level."""
+    student = build_model("tsm_resnet18", num_classes=3, num_segments=4, width=4)
+    teacher = build_model("tsm_resnet18", num_classes=3, num_segments=4, width=4, in_channels=2)
+    distiller = Distiller(teacher, DistillConfig(), default_levels(student))
+    torch.manual_seed(0)
+    x, f, y = torch.randn(2, 4, 3, 32, 32), torch.randn(2, 4, 2, 32, 32), torch.tensor([0, 2])
+    distiller.check(student, x, f)
+    _, students, teachers = distiller.features(student, x, f)
+    assert [s.shape[:3] for s in students] == [(2, 4, 4), (2, 8, 4), (2, 16, 4), (2, 32, 4), (2, 32, 4)]
+    loss = distiller(student.train(), (x, f), y)
+    loss.backward()
+    assert torch.isfinite(loss) and student.backbone.stem[0][0].weight.grad.abs().sum() > 0
