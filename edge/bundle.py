@@ -90,6 +90,9 @@ class ClipSpec:
                    clip_step=int(d.get("clip_step", 1)))
 
 
+FLOW_INPUT = "flow"  # a two-stream model's second input, by name (its ONNX input and manifest entry)
+
+
 @dataclass(frozen=True)
 class FlowInput:
     """A two-stream model's second input (manifest ``flow``): the flow fields ``motion`` computes from the same

@@ -14,13 +14,11 @@ from rich.console import Console
 from edge.atomic import atomic_dir
 from edge.backends.ort import OrtBackend
 from edge.bench import accuracy, one_batch
-from edge.bundle import Bundle, FlowInput, sha256_file
+from edge.bundle import Bundle, sha256_file
 from edge.errors import EdgeError
-from edge.motion import MotionSpec
-from edge.preprocess import Preprocess
 from export.int8 import quantize_int8
 from export.online import FRAME_INPUT, calibration_feeds, export_online, online_parity_error
-from export.onnx import FLOW_INPUT, OPSET, export_onnx, parity_error
+from export.onnx import OPSET, export_onnx, parity_error
 from export.qdq import export_qdq
 from export.trt_qdq import quantize_for_tensorrt
 from train.compress.masks import sparsity_summary
@@ -62,7 +60,7 @@ def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bo
         causal = ", ".join(m for m in list_models() if "_online_" in m)
         raise EdgeError(f"--online: {ckpt.model} has no per-frame form (it needs a causal shift on RGB frames: "
                         f"{causal})")
-    flow = flow_input(ckpt)
+    flow = ckpt.flow
     if flow is not None and int8:
         raise EdgeError(f"--int8: {ckpt_path} is a two-stream model; its bundle is fp32 only (its optical flow, "
                         "not the networks, is what costs: docs/distillation.md)")
@@ -138,14 +136,6 @@ def _add_online(bundle: Bundle, model: torch.nn.Module, clip: np.ndarray, clips:
             "frame_step": max(1, round(spec.window_frames / spec.num_segments)),
             "parity": {"max_abs_diff": diff, "scaled_by": "max(1, max |torch logit|)", "tolerance": PARITY_TOL,
                        "reference": "the clip model's per-frame logits on the first test clip"}}
-
-
-def flow_input(ckpt: Checkpoint) -> FlowInput | None:
-    """A two-stream checkpoint's second input (``train.distill.fusion`` records it under ``input["flow"]``)."""
-    flow = ckpt.input.get("flow")
-    if flow is None:
-        return None
-    return FlowInput(FLOW_INPUT, Preprocess.from_dict(flow["preprocess"]), MotionSpec.from_dict(flow["motion"]))
 
 
 def _recorded_data(ckpt: Checkpoint, ckpt_path: Path) -> Path:

@@ -20,10 +20,10 @@ from onnxsim import simplify
 from torch import nn
 
 from edge.atomic import atomic_path
+from edge.bundle import FLOW_INPUT
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "clip", "logits"
-FLOW_INPUT = "flow"  # a two-stream model's second input (edge.bundle.FlowInput)
 
 Example = torch.Tensor | tuple[torch.Tensor, ...]
 

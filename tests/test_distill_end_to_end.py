@@ -4,7 +4,6 @@ attention fusion of the two (`edge train --fusion --streams`), exported as one b
 `edge run` feeds with the flow it computes from the frames - its decision on a held-out video equals the
 offline model's on that video's test clip, and the flow's cost per frame is reported."""
 
-import dataclasses
 import json
 
 import pytest
@@ -48,7 +47,7 @@ def test_the_student_deploys_as_an_rgb_model(runs):
 
 
 def test_the_fused_bundle_has_two_inputs_and_the_runtime_computes_the_flow(runs):
-    from train.data import ClipDataset, PairedClips
+    from train.data import clip_dataset
     from train.data.datasets import VideoItem
     from train.engine import Checkpoint
 
@@ -63,11 +62,8 @@ def test_the_fused_bundle_has_two_inputs_and_the_runtime_computes_the_flow(runs)
     assert [x["frame"] for x in lines] == [FRAMES - 1]
     assert "; flow " in (r.stdout + r.stderr).split("latency ms p50/p95/p99:")[1]  # the flow's cost per frame
     ckpt = Checkpoint.load(bundle / "checkpoint.pt")
-    flow = dataclasses.replace(ckpt, input=ckpt.input["flow"])
-    item = [VideoItem(video, 0)]
-    (x, f), _ = PairedClips(ClipDataset(item, ckpt.clip, ckpt.preprocess, train=False),
-                            ClipDataset(item, ckpt.clip, flow.preprocess, train=False, motion=flow.motion,
-                                        root=video.parent))[0]
+    (x, f), _ = clip_dataset([VideoItem(video, 0)], ckpt.clip, ckpt.preprocess, train=False, flow=ckpt.flow,
+                             root=video.parent)[0]
     with torch.no_grad():
         offline = dict(zip(ckpt.labels, torch.softmax(ckpt.build()(x[None], f[None]), 1)[0].tolist(), strict=True))
     live = dict(lines[0]["top5"])

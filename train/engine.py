@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from edge.atomic import atomic_path, write_text
-from edge.bundle import ClipSpec
+from edge.bundle import FLOW_INPUT, ClipSpec, FlowInput
 from edge.errors import EdgeError
 from edge.motion import MotionSpec
 from edge.preprocess import Preprocess
@@ -55,6 +55,14 @@ class Checkpoint:
     def motion(self) -> MotionSpec | None:
         """The motion input the model was trained on (None: RGB frames)."""
         return MotionSpec.from_dict(self.input["motion"]) if self.input.get("motion") else None
+
+    @property
+    def flow(self) -> FlowInput | None:
+        """A two-stream model's second input (``train.distill.fusion`` records the flow stream's under
+        ``input["flow"]``); None for a one-input model."""
+        f = self.input.get("flow")
+        return None if f is None else FlowInput(FLOW_INPUT, Preprocess.from_dict(f["preprocess"]),
+                                                MotionSpec.from_dict(f["motion"]))
 
     def build(self) -> nn.Module:
         """Rebuild the model exactly as trained, in eval mode."""

@@ -16,7 +16,7 @@ from edge.errors import EdgeError
 from edge.motion import FlowParams, MotionSpec, best_flow_method
 from edge.preprocess import FLOW_MEAN, FLOW_STD, Preprocess
 from train.compress.qat import deployed
-from train.data import ClipDataset, PairedClips, dataset_from_dir
+from train.data import ClipDataset, PairedClips, clip_dataset, dataset_from_dir
 from train.distill.student import DistillConfig, distillation
 from train.engine import Checkpoint, FitConfig, all_clips_accuracy, evaluate, fit
 from train.models import accepts, build_model, clip_sampling, default_motion, factory_options, list_models
@@ -128,12 +128,8 @@ def load_test_dataset(ckpt: Checkpoint, data_root: Path) -> ClipDataset | Paired
     if labels != ckpt.labels:
         raise EdgeError(f"--data {data_root}: its classes {labels[:3]}... differ from the model's "
                         f"{ckpt.labels[:3]}...")
-    ds = ClipDataset(items, ckpt.clip, ckpt.preprocess, train=False, motion=ckpt.motion, root=data_root)
-    if "flow" not in ckpt.input:
-        return ds
-    flow = replace(ckpt, input=ckpt.input["flow"])  # the flow stream's view of the input
-    return PairedClips(ds, ClipDataset(items, flow.clip, flow.preprocess, train=False, motion=flow.motion,
-                                       root=data_root))
+    return clip_dataset(items, ckpt.clip, ckpt.preprocess, train=False, motion=ckpt.motion, flow=ckpt.flow,
+                        root=data_root)
 
 
 def evaluate_checkpoint(path: Path, data_root: Path) -> dict[str, Any]:
@@ -183,11 +179,7 @@ def eval_clips(data_root: str | Path, preprocess: Preprocess, clip: ClipSpec, la
     items, found = dataset_from_dir(Path(data_root), "test")
     if found != labels:
         raise EdgeError(f"--data {data_root}: its classes differ from the model's labels")
-    ds: ClipDataset | PairedClips = ClipDataset(items, clip, preprocess, train=False, motion=motion,
-                                                root=Path(data_root))
-    if flow is not None:
-        ds = PairedClips(ds, ClipDataset(items, clip, flow.preprocess, train=False, motion=flow.motion,
-                                         root=Path(data_root)))
+    ds = clip_dataset(items, clip, preprocess, train=False, motion=motion, flow=flow, root=Path(data_root))
     for i in range(len(ds)):
         x, y = ds[i]
         yield (tuple(a.numpy() for a in x) if isinstance(x, tuple) else x.numpy()), int(y)

@@ -120,6 +120,9 @@ def test_a_teacher_must_be_a_flow_stream_of_the_same_clip_length(data, teacher, 
         train_run("res3d18", data, tmp_path / "s", epochs=1, teacher=tmp_path / "rgb" / "best.pt", **SMALL)
     with pytest.raises(EdgeError, match="it takes 4-frame clips, the student 8"):
         train_run("res3d18", data, tmp_path / "s", epochs=1, teacher=teacher, **{**SMALL, "segments": 8})
+    with pytest.raises(EdgeError, match="--distill-levels: no module named 'nope' in Res3D"):
+        train_run("res3d18", data, tmp_path / "s", epochs=1, teacher=teacher,
+                  distill=DistillConfig(levels=("stages.0", "nope")), **SMALL)
     with pytest.raises(EdgeError, match="level 'stages.0' gives the student .* features and the teacher"):
         train_run("res3d18", data, tmp_path / "s", epochs=1, teacher=teacher, **{**SMALL, "width": 8})
 

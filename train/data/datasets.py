@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from edge.bundle import ClipSpec
+from edge.bundle import ClipSpec, FlowInput
 from edge.errors import EdgeError
 from edge.motion import MotionSpec, TooFewFrames
 from edge.preprocess import Preprocess
@@ -190,6 +190,18 @@ class ClipDataset(Dataset):
         frames = self.frames[i]
         idx = all_clip_indices(len(frames), self.clip)
         return torch.from_numpy(np.stack([self.preprocess.clip([frames[j] for j in row]) for row in idx]))
+
+
+def clip_dataset(items: list[VideoItem], clip: ClipSpec, preprocess: Preprocess, *, train: bool,
+                 motion: MotionSpec | None = None, flow: FlowInput | None = None, root: Path | None = None,
+                 progress: bool = False) -> ClipDataset | PairedClips:
+    """The clips a model takes: of its input (``ClipDataset``), or, for a two-stream model (``flow``), paired with
+    their flow fields at the same frames (``PairedClips``)."""
+    ds = ClipDataset(items, clip, preprocess, train=train, progress=progress, motion=motion, root=root)
+    if flow is None:
+        return ds
+    return PairedClips(ds, ClipDataset(items, clip, flow.preprocess, train=False, progress=progress,
+                                       motion=flow.motion, root=root))
 
 
 class PairedClips(Dataset):

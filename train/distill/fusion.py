@@ -13,8 +13,9 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
+from edge.bundle import FLOW_INPUT, FlowInput
 from edge.errors import EdgeError
-from train.data import ClipDataset, PairedClips, dataset_from_dir
+from train.data import ClipDataset, PairedClips, clip_dataset, dataset_from_dir
 from train.engine import Checkpoint, FitConfig, evaluate, fit
 from train.models import build_model
 from train.models.two_stream import FUSIONS
@@ -35,14 +36,14 @@ def load_streams(rgb_path: Path, flow_path: Path) -> tuple[Checkpoint, Checkpoin
     return rgb, flow
 
 
-def paired(rgb: Checkpoint, flow: Checkpoint, data_root: Path, subset: str, progress: bool) -> PairedClips:
+def paired(rgb: Checkpoint, flow: Checkpoint, data_root: Path, subset: str,
+           progress: bool) -> ClipDataset | PairedClips:
     """``subset``'s clips as each stream takes them, at the same frames (training clips jittered for RGB)."""
     items, labels = dataset_from_dir(data_root, subset)
     if labels != rgb.labels:
         raise EdgeError(f"--data {data_root}: its classes differ from the streams' labels")
-    return PairedClips(ClipDataset(items, rgb.clip, rgb.preprocess, train=subset == "train", progress=progress),
-                       ClipDataset(items, flow.clip, flow.preprocess, train=False, progress=progress,
-                                   motion=flow.motion, root=data_root))
+    return clip_dataset(items, rgb.clip, rgb.preprocess, train=subset == "train", progress=progress, root=data_root,
+                        flow=FlowInput(FLOW_INPUT, flow.preprocess, flow.motion))
 
 
 def fusion_run(rgb_path: Path, flow_path: Path, data_root: Path, out: Path, *, fusion: str = "attention",

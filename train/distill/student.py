@@ -132,9 +132,12 @@ def distillation(teacher_path: Path, config: DistillConfig, student: nn.Module, 
                        motion=teacher.motion, root=root)
     pairs = PairedClips(rgb, flow)
     levels = list(config.levels) if config.levels else default_levels(student)
-    distiller = Distiller(teacher.build(), config, levels)
     (x, f), _ = pairs[0]
-    distiller.check(student, x[None], f[None])
+    try:  # a level named that is not a module of the models
+        distiller = Distiller(teacher.build(), config, levels)
+        distiller.check(student, x[None], f[None])
+    except ValueError as e:
+        raise EdgeError(f"--distill-levels: {e}") from None
     record = {"teacher": str(teacher_path), "teacher_sha256": sha256_file(teacher_path), "loss": config.loss,
               "alpha": config.alpha, "levels": levels, "teacher_motion": teacher.motion.to_dict()}
     return pairs, distiller, record
