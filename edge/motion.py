@@ -67,7 +67,7 @@ class FlowParams:
 
     ``method="tvl1"``: ``cv2.optflow.DualTVL1OpticalFlow_create(tau, lambda_, theta, nscales, warps, epsilon)``
     (the TV-L1 flow two-stream / TSN works use); needs opencv-contrib (``cv2.optflow``), which the project
-    depends on. The defaults are OpenCV's. About 100x Farneback's cost (docs/models.md).
+    depends on. The defaults are OpenCV's. Far slower than Farneback (docs/results/distill.md).
     """
 
     method: str = "farneback"
