@@ -15,10 +15,11 @@ T-C3D's row (the paper's own model through deep compression): --model tc3d_res3d
    target) -> dsd -> kmeans (8/5 bits) -> store: the .edgez against the fp32 ONNX, and the accuracy lost;
 4. structured pruning by each criterion (l1, covariance, correlation, geometric_median) at one ratio,
    fine-tuned 10 epochs at lr 1e-3: accuracy, GFLOPs and ORT fp32 clips/s;
-5. stacked: the best structured model + INT8, QAT (the int8 stage) and PTQ (`edge export --int8`'s
-   calibration), against the dense fp32 torch eager baseline measured in the same run; and the same pruned
-   architecture at the paper's geometry (untrained weights: speed depends on shapes), where the
-   convolutions rather than the per-node costs of a 64 px clip dominate.
+5. stacked: the best criterion pruning the blocks' inner channels as in 4 *and* --stream-ratio of every
+   residual stream (the channels tied by the additions, which the shift and every per-node cost of a 64 px
+   clip scale with), then INT8, QAT (the int8 stage) and PTQ (`edge export --int8`'s calibration), against
+   the dense fp32 torch eager baseline measured in the same run; and the same pruned architecture at the
+   paper's geometry (untrained weights: speed depends on shapes).
 
 Writes compress.json and compress.md under --out; `--quick` runs everything tiny (a smoke test).
 """
@@ -62,6 +63,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("docs/results"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--ratio", type=float, default=0.5, help="filter_prune ratio of every block's inner channels")
+    ap.add_argument("--stream-ratio", type=float, default=0.5,
+                    help="the stacked model's filter_prune stream_ratio (of every residual stream's channels)")
     ap.add_argument("--width", type=int, default=32, help="ResNet-18 base width of the trained model")
     ap.add_argument("--name", default="compress", help="output file stem under --out (NAME.json, NAME.md)")
     ap.add_argument("--train-per-class", type=int, default=24,
@@ -115,14 +118,18 @@ def main() -> None:
         results.update(deep_compression(dense_ckpt, data, work, tag, ft, q))
         engines["ORT fp32, dense"] = OrtBackend(work / f"{tag}deep" / "stages" / "0-input" / "model.onnx")
     if parts & {"structured", "stacked"}:
-        structured, best, stacked, stacked_rows, ptq_acc = structured_and_stacked(dense_ckpt, data, work, tag, args.ratio, ft,
-                                                                   ft_pruned, q)
+        structured, best, stacked, stacked_rows, ptq_acc = structured_and_stacked(
+            dense_ckpt, data, work, tag, (args.ratio, args.stream_ratio), ft, ft_pruned, q)
         for crit in CRITERIA:
             engines[f"ORT fp32, {crit} pruned"] = OrtBackend(structured[crit]["onnx"])
-        engines[f"ORT INT8 QAT, {best} pruned"] = OrtBackend(stacked / "stages" / "2-int8" / "model.int8.onnx", "int8")
-        engines[f"ORT INT8 PTQ, {best} pruned"] = OrtBackend(work / f"{tag}stacked-ptq" / "model.int8.onnx", "int8")
+        engines[f"ORT fp32, {best} pruned + streams"] = OrtBackend(stacked / "stages" / "1-filter_prune" / "model.onnx")
+        engines[f"ORT INT8 QAT, {best} pruned + streams"] = OrtBackend(stacked / "stages" / "2-int8" / "model.int8.onnx",
+                                                                     "int8")
+        engines[f"ORT INT8 PTQ, {best} pruned + streams"] = OrtBackend(work / f"{tag}stacked-ptq" / "model.int8.onnx",
+                                                                     "int8")
         results["structured"] = {c: structured[c]["rows"] for c in CRITERIA}
-        results["stacked"] = {"criterion": best, "rows": stacked_rows, "ptq_accuracy": ptq_acc}
+        results["stacked"] = {"criterion": best, "ratio": args.ratio, "stream_ratio": args.stream_ratio,
+                              "rows": stacked_rows, "ptq_accuracy": ptq_acc}
         results["paper_geometry"] = paper_geometry_speed(dense_ckpt, stacked / "stages" / "1-filter_prune" /
                                                          "checkpoint.pt", work / f"{tag}paper-geometry", q)
     # throughput, batch 1, all in this run: dense torch eager fp32 is the baseline
@@ -192,12 +199,14 @@ kind = "store"
     return results
 
 
-def structured_and_stacked(dense_ckpt: Path, data: Path, work: Path, tag: str, ratio: float, ft: int,
-                           ft_pruned: int, q: bool) -> tuple[dict, str, Path, list[dict], float]:
-    """Structured pruning by each criterion, then the best one + INT8 (QAT, and PTQ through edge export)."""
+def structured_and_stacked(dense_ckpt: Path, data: Path, work: Path, tag: str, ratios: tuple[float, float],
+                           ft: int, ft_pruned: int, q: bool) -> tuple[dict, str, Path, list[dict], float]:
+    """Structured pruning by each criterion (inner channels at ``ratios[0]``), then the best one with the
+    residual streams pruned too (``ratios[1]``) + INT8 (QAT, and PTQ through edge export)."""
     from export.bundle import export_bundle
     from export.compress import compress
 
+    ratio, stream_ratio = ratios
     structured = {}
     for crit in CRITERIA:
         out = work / f"{tag}structured-{crit}"
@@ -218,6 +227,7 @@ lr = 0.001
 kind = "filter_prune"
 criterion = "{best}"
 ratio = {ratio}
+stream_ratio = {stream_ratio}
 finetune_epochs = {ft_pruned}
 lr = 0.001
 
@@ -236,8 +246,9 @@ def paper_geometry_speed(dense_ckpt: Path, pruned_ckpt: Path, work: Path, q: boo
     """Batch-1 clips/s of the stacked model's architecture at its paper's geometry (``build_model``'s defaults,
     101 classes, the input ``benchmarks.zoo.paper_geometry`` gives), every pruned group keeping the fraction
     of its channels the pruned checkpoint keeps: torch fp32 eager dense (the baseline), ORT fp32 dense and
-    pruned, ORT INT8 (PTQ, calibrated on random clips) pruned. Untrained weights (small constant spreads so
-    onnxsim stores every tensor): speed depends on the shapes alone."""
+    pruned, ORT INT8 pruned both ways, PTQ and the QAT graph (the int8 stage's export: fake quantization
+    with scales calibrated the way the stage does), each calibrated on random clips. Untrained weights (small
+    constant spreads so onnxsim stores every tensor): speed depends on the shapes alone."""
     import torch
 
     from benchmarks.common import clips_per_s
@@ -246,18 +257,26 @@ def paper_geometry_speed(dense_ckpt: Path, pruned_ckpt: Path, work: Path, q: boo
     from edge.backends.torch import TorchBackend
     from export.int8 import quantize_int8
     from export.onnx import export_onnx
+    from export.qdq import export_qdq
+    from train.compress.qat import calibrate, quantized
     from train.compress.surgery import groups
     from train.engine import Checkpoint
+
+    def kept(paper: list[int], pruned: list[int], full: list[int]) -> list[int]:
+        return [max(1, round(p * k / f)) for p, k, f in zip(paper, pruned, full, strict=True)]
 
     trained, pruned = Checkpoint.load(dense_ckpt), Checkpoint.load(pruned_ckpt)
     config, shape = paper_geometry(trained.model)
     if q:  # the smoke test: a small input, not the paper's
         shape = (*shape[:3], 64, 64)
-    full = [g.width for g in groups(trained.build())]
+    big = trained.build()
     dense = untrained(trained.model, config)
-    paper_full = [g.width for g in groups(dense)]
-    keep = [max(1, round(p * k / f)) for p, k, f in zip(paper_full, pruned.config["inner_widths"], full, strict=True)]
-    slim = untrained(trained.model, {**config, "inner_widths": keep})
+    keep = {"inner_widths": kept([g.width for g in groups(dense)], pruned.config["inner_widths"],
+                                 [g.width for g in groups(big)])}
+    if "stream_widths" in pruned.config:
+        keep["stream_widths"] = kept(dense.backbone.stream_widths, pruned.config["stream_widths"],
+                                     big.backbone.stream_widths)
+    slim = untrained(trained.model, {**config, **keep})
     work.mkdir(parents=True, exist_ok=True)
     clip = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     for name, model in (("dense", dense), ("pruned", slim)):
@@ -265,14 +284,17 @@ def paper_geometry_speed(dense_ckpt: Path, pruned_ckpt: Path, work: Path, q: boo
     Checkpoint(trained.model, dict(config), dense.state_dict(), [str(i) for i in range(config["num_classes"])],
                {}).save(work / "dense.pt")
     rng = np.random.default_rng(1)
-    quantize_int8(work / "pruned.onnx", work / "pruned.int8.onnx",
-                  [rng.standard_normal(shape[1:], dtype=np.float32) for _ in range(2 if q else 8)])
+    calib = [rng.standard_normal(shape[1:], dtype=np.float32) for _ in range(2 if q else 8)]
+    quantize_int8(work / "pruned.onnx", work / "pruned.int8.onnx", calib)
+    scales = calibrate(slim, (torch.from_numpy(c[None]) for c in calib))
+    export_qdq(quantized(slim, scales), torch.from_numpy(clip), work / "pruned.qat.onnx")
     engines = {"torch fp32 eager, dense": TorchBackend(work / "dense.pt"),
                "ORT fp32, dense": OrtBackend(work / "dense.onnx"),
                "ORT fp32, pruned": OrtBackend(work / "pruned.onnx"),
+               "ORT INT8 QAT graph, pruned": OrtBackend(work / "pruned.qat.onnx", "int8"),
                "ORT INT8 PTQ, pruned": OrtBackend(work / "pruned.int8.onnx", "int8")}
     speed = clips_per_s(engines, clip, 3 if q else 20, rounds=2 if q else 3, budget_s=0.5 if q else 3.0)
-    return {"input": list(shape), "inner_widths": keep, "clips_per_s": speed}
+    return {"input": list(shape), **keep, "clips_per_s": speed}
 
 
 def markdown(r: dict) -> str:
@@ -299,8 +321,13 @@ def markdown(r: dict) -> str:
         lines += _structured_section(r["structured"], r["clips_per_s"])
     if "stacked" in r:
         st = r["stacked"]
-        lines += [f"## Stacked: {st['criterion']} pruning + INT8", "",
-                  f"QAT accuracy {st['rows'][-1]['accuracy']:.3f}, PTQ accuracy {st['ptq_accuracy']:.3f}.", ""]
+        pruned = st["rows"][1]  # after filter_prune and its fine-tuning
+        lines += [f"## Stacked: {st['criterion']} pruning of the inner channels and the residual streams + INT8", "",
+                  f"filter_prune with ratio = {st['ratio']:g} and stream_ratio = {st['stream_ratio']:g} (every "
+                  f"residual stream, the channels tied by the additions): accuracy {pruned['accuracy']:.3f} "
+                  f"({pruned['accuracy'] - first['accuracy']:+.3f}), {pruned['gflops']:.4f} GFLOPs "
+                  f"({1 - pruned['gflops'] / first['gflops']:.0%} removed), {pruned['params']} params. Then QAT "
+                  f"accuracy {st['rows'][-1]['accuracy']:.3f}, PTQ accuracy {st['ptq_accuracy']:.3f}.", ""]
     lines += [
         "Batch 1, ONNX Runtime with its default threads; 5 interleaved rounds of 20 calls per engine, the "
         "median of the rounds' medians.",
@@ -317,9 +344,10 @@ def _paper_geometry_section(pg: dict, name: str) -> list[str]:
     return [
         f"### The same pruned architecture at the paper's geometry ({t} x {c} x {h} x {w})",
         "",
-        f"`build_model({name!r}, num_classes=101)` and its pruned twin (each pruned group keeps the fraction of "
-        "its channels the stacked checkpoint keeps), untrained weights (speed depends on shapes); INT8 is PTQ "
-        "calibrated on random clips. 3 interleaved rounds of up to 20 calls or 3 s.",
+        f"`build_model({name!r}, num_classes=101)` and its pruned twin (each pruned group and residual stream "
+        "keeps the fraction of its channels the stacked checkpoint keeps), untrained weights (speed depends on "
+        "shapes); INT8 calibrated on random clips, as PTQ and as the int8 stage's QAT graph (fake quantization "
+        "exported as Q/DQ). 3 interleaved rounds of up to 20 calls or 3 s.",
         "",
         *_speed_table(pg["clips_per_s"]),
     ]

@@ -101,7 +101,7 @@ def input_motion(model_name: str, motion: str, flow_method: str | None = None) -
 
 # set by their own options (or by structured pruning), never by --model-opt
 _RESERVED = {"num_classes": "the data", "num_segments": "--segments", "width": "--width", "size": "--size",
-             "inner_widths": "edge compress", "in_channels": "--input"}
+             "inner_widths": "edge compress", "stream_widths": "edge compress", "in_channels": "--input"}
 
 
 def model_config(model_name: str, num_classes: int, segments: int, width: float, size: int,

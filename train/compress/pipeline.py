@@ -42,6 +42,7 @@ from train.compress.recipe import (
 )
 from train.compress.schedule import mask_2_4, progressive_sparsity, two_four_report
 from train.compress.store import write_edgez
+from train.compress.streams import streams
 from train.data import ClipDataset, dataset_from_dir
 from train.engine import Checkpoint, Constraint, FitConfig, evaluate, fit
 
@@ -144,8 +145,10 @@ class Runner:
         if isinstance(stage, FilterPrune):
             small, config, plans = surgery.filter_prune(model, ckpt.model, ckpt.config, stage.criterion,
                                                         stage.conv_ratio, stage.layers, stage.average_inputs,
-                                                        stage.fc_ratio)
-            info = [{"block": p.group.block, "before": p.group.width, "after": int(p.keep.size)} for p in plans]
+                                                        stage.fc_ratio, stage.stream_ratio)
+            info = [{"block": p.group.block, "before": p.group.width, "after": int(p.keep.size)}
+                    if isinstance(p, surgery.Plan) else
+                    {"stream": p.stream.name, "before": p.stream.width, "after": int(p.keep.size)} for p in plans]
             write_text(sdir / "pruned.json", json.dumps(info, indent=2) + "\n")
             return self.finetune(self._with(ckpt, small, config), sdir, stage.finetune_epochs, stage.lr, keep)
         if isinstance(stage, MagnitudePrune):
@@ -230,3 +233,9 @@ def prepare(recipe: Recipe, ckpt: Checkpoint) -> None:
         except ValueError as e:
             raise EdgeError(f"{recipe.source}: filter_prune: {e}") from None
         check_fc_ratios(recipe, sum(g.kind == "fc" for g in found))
+    for i, stage in enumerate(recipe.stages, 1):
+        if getattr(stage, "stream_ratio", 0.0) > 0:
+            try:
+                streams(model)
+            except ValueError as e:
+                raise EdgeError(f"{recipe.source}: stage {i} (filter_prune): stream_ratio: {e}") from None

@@ -43,6 +43,7 @@ class FilterPrune(Stage):
     fc_ratio: float | tuple[float, ...]  # a tuple: one per hidden FC layer, in order
     layers: tuple[str, ...] | None = None
     average_inputs: bool = False
+    stream_ratio: float = 0.0  # of each residual stream's channels (tied by the additions); 0: streams kept
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,7 +173,8 @@ _BITS = _integer(1, 16)
 _COMMON: dict[str, Callable[[Any], Any]] = {"finetune_epochs": _integer(0), "lr": _positive}
 _KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "filter_prune": {"criterion": _criterion, "ratio": _fraction, "conv_ratio": _fraction,
-                     "fc_ratio": _fractions, "layers": _globs, "average_inputs": _boolean},
+                     "fc_ratio": _fractions, "layers": _globs, "average_inputs": _boolean,
+                     "stream_ratio": _fraction},
     "magnitude_prune": {"sparsity": _fraction, "conv_sparsity": _fraction, "fc_sparsity": _fraction,
                         "step": _step},
     "dsd": {"epochs": _integer(1)},
@@ -213,8 +215,8 @@ def _stage(table: dict[str, Any], where: str) -> Stage:
     try:
         if kind == "filter_prune":
             values = _split(values, "ratio", "conv_ratio", "fc_ratio")
-            if "conv_ratio" not in values and "fc_ratio" not in values:
-                raise _Bad("ratio: missing (give ratio, or conv_ratio and/or fc_ratio)")
+            if not {"conv_ratio", "fc_ratio", "stream_ratio"} & set(values):
+                raise _Bad("ratio: missing (give ratio, or conv_ratio and/or fc_ratio, and/or stream_ratio)")
             values = {"conv_ratio": 0.0, "fc_ratio": 0.0, **values}
             if "criterion" not in values:
                 raise _Bad(f"criterion: missing (one of {', '.join(CRITERIA)})")

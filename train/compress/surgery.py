@@ -1,12 +1,14 @@
 """Structured pruning with real surgery: a smaller network built from its config, the kept slices copied.
 
-Only a block's internal channels are pruned (docs/compression.md, "Structured pruning, residual additions
-and the temporal shift"): a ResNet ``BasicBlock``'s conv1 outputs (its BatchNorm, conv2's inputs), a
+By default a block's internal channels are pruned (docs/compression.md, "Structured pruning, residual
+additions and the temporal shift"): a ResNet ``BasicBlock``'s conv1 outputs (its BatchNorm, conv2's inputs), a
 ``Bottleneck``'s conv1 outputs and, as a second group, its conv2 outputs (conv3's inputs; conv3's outputs
 are tied by the addition), and an ``InvertedResidual``'s expanded channels (expand conv, both BatchNorms,
 the depthwise conv, the project conv's inputs). No addition and no shift touches them, so residual groups
 and shift folds stay as trained. The pruned architecture is ``build_model(name, **config,
-inner_widths=[...])``: a normal checkpoint, one width per group in ``groups`` order.
+inner_widths=[...])``: a normal checkpoint, one width per group in ``groups`` order. With ``stream_ratio`` the
+ResNets' residual streams are pruned too, each as one tied group (``train.compress.streams``), and the config
+gains ``stream_widths``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from train.compress import streams as tied
 from train.compress.criteria import CRITERIA, select_pruned
 from train.models import build_model
 from train.models.c3d import Clip3DNet
@@ -187,39 +190,78 @@ def plan(group: Group, scores: np.ndarray, ratio: float, average_inputs: bool = 
     return Plan(group, keep, merged)
 
 
-def _sliced(t: torch.Tensor, dim: int, p: Plan, reduce: str, block: int = 1) -> torch.Tensor:
-    if block > 1:  # ``dim`` holds ``block`` consecutive entries per channel: cut them as one
+@dataclass(frozen=True)
+class StreamPlan:
+    """Channels of one residual stream after pruning: ``keep`` (ascending)."""
+
+    stream: tied.Stream
+    keep: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """One dim of one tensor cut down to ``keep`` (``merged``: averaged or summed into one kept entry)."""
+
+    dim: int
+    keep: np.ndarray
+    merged: np.ndarray
+    reduce: str = "mean"
+    block: int = 1
+
+
+_NONE = np.zeros(0, dtype=np.int64)
+
+
+def _sliced(t: torch.Tensor, c: _Cut) -> torch.Tensor:
+    dim = c.dim
+    if c.block > 1:  # ``dim`` holds ``block`` consecutive entries per channel: cut them as one
         shape = t.shape
-        split = t.reshape(*shape[:dim], shape[dim] // block, block, *shape[dim + 1:])
-        cut = _sliced(split, dim, p, reduce)
-        return cut.reshape(*shape[:dim], cut.shape[dim] * block, *shape[dim + 1:])
-    out = t.index_select(dim, torch.as_tensor(p.keep))
-    if p.merged.size:
-        parts = t.index_select(dim, torch.as_tensor(p.merged))
-        value = parts.mean(dim, keepdim=True) if reduce == "mean" else parts.sum(dim, keepdim=True)
-        at = int(np.searchsorted(p.keep, p.merged[0]))
+        split = t.reshape(*shape[:dim], shape[dim] // c.block, c.block, *shape[dim + 1:])
+        cut = _sliced(split, _Cut(dim, c.keep, c.merged, c.reduce))
+        return cut.reshape(*shape[:dim], cut.shape[dim] * c.block, *shape[dim + 1:])
+    out = t.index_select(dim, torch.as_tensor(c.keep))
+    if c.merged.size:
+        parts = t.index_select(dim, torch.as_tensor(c.merged))
+        value = parts.mean(dim, keepdim=True) if c.reduce == "mean" else parts.sum(dim, keepdim=True)
+        at = int(np.searchsorted(c.keep, c.merged[0]))
         out.narrow(dim, at, 1).copy_(value)
     return out
 
 
-def apply(model: nn.Module, name: str, config: dict[str, Any], plans: list[Plan]) -> tuple[nn.Module, dict]:
+def _stream_cuts(p: StreamPlan) -> list[tuple[str, _Cut]]:
+    s = p.stream
+    inputs = tied.shifted_inputs(p.keep, s.width, s.shift)
+    return ([(k, _Cut(d, p.keep, _NONE)) for k, d in (*s.produce, *s.consume)]
+            + [(k, _Cut(1, inputs, _NONE)) for k in s.shifted])
+
+
+def apply(model: nn.Module, name: str, config: dict[str, Any], plans: list[Plan],
+          stream_plans: Sequence[StreamPlan] = ()) -> tuple[nn.Module, dict]:
     """Build the smaller model and copy every tensor, slicing those the plans touch. Returns (model, config)."""
     widths = {g.producer: g.width for g in groups(model)}
-    cuts: dict[str, list[tuple[int, Plan, str, int]]] = {}  # a Bottleneck's conv2 is cut on both dims
+    cuts: dict[str, list[_Cut]] = {}  # a Bottleneck's conv2 is cut on both dims, a block's conv1 too
     for p in plans:
         widths[p.group.producer] = int(p.keep.size)
         for k, d in p.group.produce:
-            cuts.setdefault(k, []).append((d, p, "mean", 1))
+            cuts.setdefault(k, []).append(_Cut(d, p.keep, p.merged))
         for k, d in p.group.consume:
-            cuts.setdefault(k, []).append((d, p, "sum", p.group.consume_block))
+            cuts.setdefault(k, []).append(_Cut(d, p.keep, p.merged, "sum", p.group.consume_block))
     new_config = {**config, "inner_widths": list(widths.values())}
+    if stream_plans:
+        stream_widths = list(model.backbone.stream_widths)
+        for sp in stream_plans:
+            for slot in sp.stream.slots:
+                stream_widths[slot] = int(sp.keep.size)
+            for k, c in _stream_cuts(sp):
+                cuts.setdefault(k, []).append(c)
+        new_config["stream_widths"] = stream_widths
     small = build_model(name, **new_config)
     old = model.state_dict()
     state = {}
     for key, target in small.state_dict().items():
         t = old[key]
-        for dim, p, reduce, block in cuts.get(key, ()):  # slices of different dims commute (linear, per dim)
-            t = _sliced(t, dim, p, reduce, block)
+        for c in cuts.get(key, ()):  # slices of different dims commute (linear, per dim)
+            t = _sliced(t, c)
         if t.shape != target.shape:
             raise RuntimeError(f"surgery: {key} is {tuple(t.shape)} after slicing, the pruned model wants "
                                f"{tuple(target.shape)}")
@@ -230,10 +272,12 @@ def apply(model: nn.Module, name: str, config: dict[str, Any], plans: list[Plan]
 
 def filter_prune(model: nn.Module, name: str, config: dict[str, Any], criterion: str, ratio: float,
                  layers: tuple[str, ...] | None = None, average_inputs: bool = False,
-                 fc_ratio: float | Sequence[float] | None = None) -> tuple[nn.Module, dict, list[Plan]]:
+                 fc_ratio: float | Sequence[float] | None = None,
+                 stream_ratio: float = 0.0) -> tuple[nn.Module, dict, list[Plan | StreamPlan]]:
     """Score each selected group's filters with ``criterion``, prune ``ratio`` of them and ``fc_ratio`` of a
     hidden FC's neurons (default ``ratio``; a sequence: one per hidden FC in order, as MOMP's Table II
-    prunes FC1 and FC2 at their own ratios), rebuild."""
+    prunes FC1 and FC2 at their own ratios), and ``stream_ratio`` of each selected residual stream's
+    channels, rebuild. The plans returned: the groups', then the streams'."""
     modules = dict(model.named_modules())
     all_groups = groups(model)
     fcs = [g.producer for g in all_groups if g.kind == "fc"]
@@ -244,5 +288,7 @@ def filter_prune(model: nn.Module, name: str, config: dict[str, Any], criterion:
     ratios = dict(zip(fcs, fc_ratio, strict=True))
     plans = [plan(g, CRITERIA[criterion](modules[g.producer].weight), ratios.get(g.producer, ratio), average_inputs)
              for g in selected(all_groups, layers)]
-    small, new_config = apply(model, name, config, plans)
-    return small, new_config, plans
+    stream_plans = [StreamPlan(s, tied.keep(tied.scores(model, s, CRITERIA[criterion]), stream_ratio, s.shift))
+                    for s in (tied.selected(tied.streams(model), layers) if stream_ratio > 0 else [])]
+    small, new_config = apply(model, name, config, plans, stream_plans)
+    return small, new_config, [*plans, *stream_plans]

@@ -95,7 +95,8 @@ def accepts(name: str, key: str) -> bool:
 
 def _segment_model(backbone: str, kind: str, *, num_classes: int, num_segments: int = 8, width: float | None = None,
                    fold_div: int = 8, two_unit_div: int = 16, dropout: float = 0.0,
-                   inner_widths: Sequence[int] | None = None, in_channels: int = 3) -> nn.Module:
+                   inner_widths: Sequence[int] | None = None, in_channels: int = 3,
+                   stream_widths: Sequence[int] | None = None) -> nn.Module:
     temporal = {
         "tsn": None,
         "tsm": partial(TemporalShift, num_segments, fold_div),
@@ -105,10 +106,12 @@ def _segment_model(backbone: str, kind: str, *, num_classes: int, num_segments: 
     }[kind]
     # width: MobileNetV2's channel multiplier (paper: 1.0), a ResNet's stem channels (paper: 64)
     if backbone == "mobilenetv2":
+        if stream_widths is not None:
+            raise ValueError("stream_widths: only the ResNet backbones have residual streams to set")
         net: nn.Module = MobileNetV2(1.0 if width is None else float(width), temporal, inner_widths, in_channels)
     else:  # ResNet-50's inner_widths: two per bottleneck (train/models/resnet.py)
         net = {"resnet18": resnet18, "resnet50": resnet50}[backbone](64 if width is None else int(width), temporal,
-                                                                    inner_widths, in_channels)
+                                                                    inner_widths, in_channels, stream_widths)
     return SegmentRecognizer(net, num_classes, num_segments, dropout)
 
 

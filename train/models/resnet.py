@@ -4,9 +4,13 @@
 block's ``expansion`` at its output (1 for ``BasicBlock``, 4 for ``Bottleneck``). ``temporal`` builds a module
 placed at the start of each block's residual branch, which is where TSM's residual shift goes (and MSTSM's
 widening reaches the branch's first conv). ``inner_widths`` sets the channels inside each block, the only ones
-structured pruning removes (docs/compression.md, docs/models.md): a flat list with ``block.inner_groups``
-entries per block, blocks in order - one per ``BasicBlock`` (conv1 -> conv2), two per ``Bottleneck``
-(conv1 -> conv2, then conv2 -> conv3). ``None`` keeps every block unpruned.
+structured pruning removes by default (docs/compression.md, docs/models.md): a flat list with
+``block.inner_groups`` entries per block, blocks in order - one per ``BasicBlock`` (conv1 -> conv2), two per
+``Bottleneck`` (conv1 -> conv2, then conv2 -> conv3). ``None`` keeps every block unpruned. ``stream_widths``
+sets the residual streams, the channels tied by the additions, which structured pruning removes only when
+asked (``stream_ratio``): five entries, the stem's output and each stage's output (``None``: ``width`` and
+``width * 2**i * expansion``). Where two neighbours are one stream (ResNet-18's stem and first stage, joined by
+identity shortcuts) they are equal; were they not, the first block would get a projection shortcut.
 """
 
 from __future__ import annotations
@@ -26,6 +30,18 @@ def check_inner_widths(widths: Sequence[int] | None, count: int, what: str = "on
     widths = list(widths)
     if len(widths) != count or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
         raise ValueError(f"inner_widths: expected {count} positive ints ({what}), got {widths}")
+    return widths
+
+
+def check_stream_widths(widths: Sequence[int] | None, default: Sequence[int]) -> list[int]:
+    """Five positive ints (stem, stage 1..4 outputs), or ``default`` for ``None``."""
+    if widths is None:
+        return list(default)
+    widths = list(widths)
+    if len(widths) != len(default) or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0
+                                              for w in widths):
+        raise ValueError(f"stream_widths: expected {len(default)} positive ints (the stem's output, then each "
+                         f"stage's), got {widths}")
     return widths
 
 
@@ -71,12 +87,13 @@ class BasicBlock(_Residual):
     """3x3 -> 3x3 (ResNet-18). Inner group: conv1's outputs."""
 
     def __init__(self, cin: int, planes: int, stride: int, temporal: TemporalFactory,
-                 inner: Sequence[int | None] = (None,)) -> None:
+                 inner: Sequence[int | None] = (None,), cout: int | None = None) -> None:
         super().__init__()
         (w,) = (planes if v is None else v for v in inner)
+        cout = cout or planes
         self.conv1 = conv_bn(self._open(cin, temporal), w, 3, stride)
-        self.conv2 = conv_bn(w, planes, 3, 1, relu=False)
-        self._close(cin, planes, stride)
+        self.conv2 = conv_bn(w, cout, 3, 1, relu=False)
+        self._close(cin, cout, stride)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.conv1(x))
@@ -95,13 +112,14 @@ class Bottleneck(_Residual):
     inner_what = "two per bottleneck: conv1's and conv2's outputs"
 
     def __init__(self, cin: int, planes: int, stride: int, temporal: TemporalFactory,
-                 inner: Sequence[int | None] = (None, None)) -> None:
+                 inner: Sequence[int | None] = (None, None), cout: int | None = None) -> None:
         super().__init__()
         w1, w2 = (planes if v is None else v for v in inner)
+        cout = cout or planes * self.expansion
         self.conv1 = conv_bn(self._open(cin, temporal), w1, 1)
         self.conv2 = conv_bn(w1, w2, 3, stride)
-        self.conv3 = conv_bn(w2, planes * self.expansion, 1, relu=False)
-        self._close(cin, planes * self.expansion, stride)
+        self.conv3 = conv_bn(w2, cout, 1, relu=False)
+        self._close(cin, cout, stride)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv3(self.conv2(self.conv1(x)))
@@ -116,19 +134,22 @@ class ResNet(nn.Module):
 
     def __init__(self, layers: tuple[int, ...] = (2, 2, 2, 2), width: int = 64,
                  temporal: TemporalFactory = None, inner_widths: Sequence[int] | None = None,
-                 block: type[_Residual] = BasicBlock, in_channels: int = 3) -> None:
+                 block: type[_Residual] = BasicBlock, in_channels: int = 3,
+                 stream_widths: Sequence[int] | None = None) -> None:
         super().__init__()
         g = block.inner_groups
         flat = check_inner_widths(inner_widths, sum(layers) * g, block.inner_what)
         inner = iter([flat[k:k + g] for k in range(0, len(flat), g)])
-        self.stem = nn.Sequential(conv_bn(in_channels, width, 7, 2), nn.MaxPool2d(3, 2, 1))
-        stages, cin = [], width
+        self.stream_widths = check_stream_widths(
+            stream_widths, [width] + [width * 2**i * block.expansion for i in range(len(layers))])
+        self.stem = nn.Sequential(conv_bn(in_channels, self.stream_widths[0], 7, 2), nn.MaxPool2d(3, 2, 1))
+        stages, cin = [], self.stream_widths[0]
         for i, n in enumerate(layers):
-            planes = width * 2**i
-            blocks = [block(cin if j == 0 else planes * block.expansion, planes, 2 if (i > 0 and j == 0) else 1,
-                            temporal, next(inner)) for j in range(n)]
+            planes, cout = width * 2**i, self.stream_widths[i + 1]
+            blocks = [block(cin if j == 0 else cout, planes, 2 if (i > 0 and j == 0) else 1, temporal, next(inner),
+                            cout) for j in range(n)]
             stages.append(nn.Sequential(*blocks))
-            cin = planes * block.expansion
+            cin = cout
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.out_features = cin
@@ -143,12 +164,12 @@ class ResNet(nn.Module):
         return torch.flatten(self.pool(self.stages(self.stem(x))), 1)
 
 
-def resnet18(width: int = 64, temporal: TemporalFactory = None,
-             inner_widths: Sequence[int] | None = None, in_channels: int = 3) -> ResNet:
-    return ResNet((2, 2, 2, 2), width, temporal, inner_widths, BasicBlock, in_channels)
+def resnet18(width: int = 64, temporal: TemporalFactory = None, inner_widths: Sequence[int] | None = None,
+             in_channels: int = 3, stream_widths: Sequence[int] | None = None) -> ResNet:
+    return ResNet((2, 2, 2, 2), width, temporal, inner_widths, BasicBlock, in_channels, stream_widths)
 
 
-def resnet50(width: int = 64, temporal: TemporalFactory = None,
-             inner_widths: Sequence[int] | None = None, in_channels: int = 3) -> ResNet:
+def resnet50(width: int = 64, temporal: TemporalFactory = None, inner_widths: Sequence[int] | None = None,
+             in_channels: int = 3, stream_widths: Sequence[int] | None = None) -> ResNet:
     """``inner_widths``: 32 entries, (conv1 out, conv2 out) of each of the 16 bottlenecks in order."""
-    return ResNet((3, 4, 6, 3), width, temporal, inner_widths, Bottleneck, in_channels)
+    return ResNet((3, 4, 6, 3), width, temporal, inner_widths, Bottleneck, in_channels, stream_widths)

@@ -19,6 +19,7 @@ RECIPE = """
 kind = "filter_prune"
 criterion = "l1"
 ratio = 0.5
+stream_ratio = 0.5
 
 [[stage]]
 kind = "magnitude_prune"
@@ -59,6 +60,7 @@ def test_each_stage_keeps_what_the_earlier_ones_made_true(tmp_path):
     assert ("store", ["checkpoint.pt", "store.json"]) in seen  # measured after the store wrote its report
     final = Checkpoint.load(tmp_path / "checkpoint.pt")
     assert final.config["inner_widths"] == [2, 2, 4, 4, 8, 8, 16, 16] and set(CONFIG) < set(final.config)
+    assert final.config["stream_widths"] == [2, 2, 4, 8, 16]  # each residual stream halved, tied ones alike
     assert "qat" in final.train_state and "optimizer" not in final.train_state
     model = final.build()
     stored = Checkpoint.load(tmp_path / "model.edgez")
@@ -67,5 +69,9 @@ def test_each_stage_keeps_what_the_earlier_ones_made_true(tmp_path):
         assert (w == 0).float().mean().item() >= 0.49, name  # the masks survived kmeans and QAT fine-tunes
         assert torch.unique(w).numel() <= (8 if kind == "conv" else 4), name  # so did the shared values
         assert torch.equal(w == 0, stored.state_dict[f"{name}.weight"] == 0), name
-    assert json.loads((tmp_path / "stages" / "1-filter_prune" / "pruned.json").read_text())[0] == {
-        "block": "backbone.stages.0.0", "before": 4, "after": 2}
+    pruned = json.loads((tmp_path / "stages" / "1-filter_prune" / "pruned.json").read_text())
+    assert pruned[0] == {"block": "backbone.stages.0.0", "before": 4, "after": 2}
+    assert pruned[8:] == [{"stream": "backbone.stem", "before": 4, "after": 2},
+                          {"stream": "backbone.stages.1", "before": 8, "after": 4},
+                          {"stream": "backbone.stages.2", "before": 16, "after": 8},
+                          {"stream": "backbone.stages.3", "before": 32, "after": 16}]

@@ -111,7 +111,7 @@ def test_exact_messages():
                                        "dsd, semi_structured, kmeans, store, int8)")
     assert refused(stage("filter_prune", 'criterion = "l1"\nrato = 0.5')) == (
         "r.toml: stage 1 (filter_prune): 'rato': unknown key (allowed: average_inputs, conv_ratio, criterion, fc_ratio, "
-        "finetune_epochs, layers, lr, ratio)")
+        "finetune_epochs, layers, lr, ratio, stream_ratio)")
     assert refused(stage("kmeans") + stage("filter_prune", 'criterion = "l1"\nratio = 1.0')) == (
         "r.toml: stage 2 (filter_prune): ratio: 1.0 is outside [0, 1)")
     assert refused(stage("filter_prune", 'criterion = "l1"\nratio = 0.2\nconv_ratio = 0.1')) == (
@@ -146,6 +146,8 @@ def test_exact_messages():
     (stage("filter_prune", "ratio = 0.2"), "stage 1 (filter_prune): criterion: missing (one of l1, covariance, "),
     (stage("filter_prune", 'criterion = "l2"\nratio = 0.2'), "stage 1 (filter_prune): criterion: 'l2' is not one of"),
     (stage("filter_prune", 'criterion = "l1"'), "stage 1 (filter_prune): ratio: missing (give ratio, or conv_ratio"),
+    (stage("filter_prune", 'criterion = "l1"\nstream_ratio = 1.0'),
+     "stage 1 (filter_prune): stream_ratio: 1.0 is outside [0, 1)"),
     (stage("filter_prune", 'criterion = "l1"\nratio = 0.2\naverage_inputs = "yes"'),
      "stage 1 (filter_prune): average_inputs: 'yes' is not true or false"),
     (stage("semi_structured", "layers = []"), "stage 1 (semi_structured): layers: [] is not a glob or a non-empty"),
