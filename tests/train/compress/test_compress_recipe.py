@@ -193,7 +193,7 @@ SHIPPED = sorted(Path(__file__).parents[3].joinpath("recipes").glob("*.toml"))
 
 
 def test_the_demo_and_example_recipes_are_shipped():
-    assert {p.name for p in SHIPPED} >= {"demo.toml", "deep_compression.toml", "momp_table2.toml"}
+    assert {p.name for p in SHIPPED} >= {"demo.toml", "deep_compression.toml", "momp_table2.toml", "streams_int8.toml"}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
