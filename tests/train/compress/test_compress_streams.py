@@ -162,10 +162,11 @@ def test_layers_globs_pick_streams_by_name_or_producer() -> None:
     assert tied.selected(found, ("backbone.stages.1.0.conv1.0",)) == []  # a reader, not a producer
 
 
-def test_the_online_model_keeps_its_buffers_consistent_after_stream_pruning() -> None:
+@pytest.mark.parametrize("name", ["tsm_online_resnet18", "mstsm_online_resnet18"])
+def test_the_online_model_keeps_its_buffers_consistent_after_stream_pruning(name: str, tmp_path) -> None:
+    from export.online import export_online, online_parity_error
     from train.models.online import OnlineStep
 
-    name = "tsm_online_resnet18"
     small, _, _ = surgery.filter_prune(_model(name), name, _config(), "l1", 0.5, stream_ratio=0.5)
     step = OnlineStep(small.eval())
     clip = _clip()[:1]
@@ -178,6 +179,9 @@ def test_the_online_model_keeps_its_buffers_consistent_after_stream_pruning() ->
             outs.append(logits)
         want = small.frame_logits(clip)[0]
     assert torch.allclose(torch.cat(outs), want, atol=1e-5, rtol=0)
+    # and its per-frame ONNX model, buffers as explicit inputs and outputs, frame by frame
+    buffers = export_online(small, tuple(clip.shape[2:]), tmp_path / "online.onnx")
+    assert online_parity_error(small, tmp_path / "online.onnx", buffers, clip.numpy()) < 1e-4
 
 
 def test_a_recipe_asking_to_prune_streams_of_a_model_without_them_is_one_line(tmp_path) -> None:
