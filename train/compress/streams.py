@@ -30,7 +30,12 @@ from train.models.resnet import BasicBlock, Bottleneck, ResNet
 from train.models.temporal import CausalShift, TemporalShift
 
 Shift = tuple[int, int | None, bool]  # (fold_div, two_unit_div, causal) of the shift a reader sees
-_BN = ("weight", "bias", "running_mean", "running_var")
+BN = ("weight", "bias", "running_mean", "running_var")
+
+
+def conv_bn_tensors(prefix: str) -> list[tuple[str, int]]:
+    """A conv + BatchNorm entry's (``prefix.0``, ``prefix.1``) per-output-channel tensors, channels on dim 0."""
+    return [(f"{prefix}.0.weight", 0)] + [(f"{prefix}.1.{k}", 0) for k in BN]
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class _Builder:
 
     def produced_by(self, conv_bn: str) -> None:
         self.producers.append(f"{conv_bn}.0")
-        self.produce += [(f"{conv_bn}.0.weight", 0)] + [(f"{conv_bn}.1.{k}", 0) for k in _BN]
+        self.produce += conv_bn_tensors(conv_bn)
 
     def read_by_block(self, name: str, block: BasicBlock | Bottleneck) -> None:
         self.shifted.append(f"{name}.conv1.0.weight")

@@ -32,8 +32,6 @@ from train.models.mobilenetv2 import InvertedResidual
 from train.models.res3d import BasicBlock3d
 from train.models.resnet import BasicBlock, Bottleneck
 
-_BN = ("weight", "bias", "running_mean", "running_var")
-
 
 @dataclass(frozen=True)
 class Group:
@@ -51,13 +49,9 @@ class Group:
     consume_block: int = 1  # consumer inputs per channel: a flattened conv output feeds an FC P inputs each
 
 
-def _conv_bn(prefix: str) -> list[tuple[str, int]]:
-    return [(f"{prefix}.0.weight", 0)] + [(f"{prefix}.1.{k}", 0) for k in _BN]
-
-
 def _conv_pair(name: str, m: nn.Module, conv: str, nxt: str) -> Group:
     """``conv``'s output channels (conv + BN), consumed by the conv ``nxt``."""
-    return Group(name, f"{name}.{conv}.0", getattr(m, conv)[0].out_channels, tuple(_conv_bn(f"{name}.{conv}")),
+    return Group(name, f"{name}.{conv}.0", getattr(m, conv)[0].out_channels, tuple(tied.conv_bn_tensors(f"{name}.{conv}")),
                  ((f"{name}.{nxt}.0.weight", 1),))
 
 
@@ -74,7 +68,7 @@ def _inverted_residual(name: str, m: InvertedResidual) -> list[Group]:
     # conv runs on the block input, so there is nothing of the block's own to prune
     expands = len(m.conv) == 4
     dw = int(expands)
-    produce = (_conv_bn(f"{name}.conv.0") if expands else []) + _conv_bn(f"{name}.conv.{dw}")
+    produce = (tied.conv_bn_tensors(f"{name}.conv.0") if expands else []) + tied.conv_bn_tensors(f"{name}.conv.{dw}")
     return [Group(name, f"{name}.conv.0.0", m.conv[dw][0].out_channels, tuple(produce),
                   ((f"{name}.conv.{dw + 1}.weight", 1),), prunable=expands)]
 
@@ -91,7 +85,7 @@ def _conv_norm(seq: str, m: nn.Sequential) -> tuple[tuple[str, int], ...]:
                          "with groups=1 to prune it")
     out = [(f"{seq}.0.weight", 0)] + ([(f"{seq}.0.bias", 0)] if conv.bias is not None else [])
     if isinstance(m[1], nn.BatchNorm2d | nn.BatchNorm3d):
-        out += [(f"{seq}.1.{k}", 0) for k in _BN]
+        out += [(f"{seq}.1.{k}", 0) for k in tied.BN]
     return tuple(out)
 
 

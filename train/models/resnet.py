@@ -23,26 +23,22 @@ from torch import nn
 TemporalFactory = Callable[[], nn.Module] | None
 
 
-def check_inner_widths(widths: Sequence[int] | None, count: int, what: str = "one per block") -> list[int | None]:
-    """``count`` inner widths, each a positive int; ``None`` means every block unpruned."""
-    if widths is None:
-        return [None] * count
+def _positive_ints(key: str, widths: Sequence[int], count: int, what: str) -> list[int]:
     widths = list(widths)
     if len(widths) != count or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
-        raise ValueError(f"inner_widths: expected {count} positive ints ({what}), got {widths}")
+        raise ValueError(f"{key}: expected {count} positive ints ({what}), got {widths}")
     return widths
+
+
+def check_inner_widths(widths: Sequence[int] | None, count: int, what: str = "one per block") -> list[int | None]:
+    """``count`` inner widths, each a positive int; ``None`` means every block unpruned."""
+    return [None] * count if widths is None else list(_positive_ints("inner_widths", widths, count, what))
 
 
 def check_stream_widths(widths: Sequence[int] | None, default: Sequence[int]) -> list[int]:
     """Five positive ints (stem, stage 1..4 outputs), or ``default`` for ``None``."""
-    if widths is None:
-        return list(default)
-    widths = list(widths)
-    if len(widths) != len(default) or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0
-                                              for w in widths):
-        raise ValueError(f"stream_widths: expected {len(default)} positive ints (the stem's output, then each "
-                         f"stage's), got {widths}")
-    return widths
+    return list(default) if widths is None else _positive_ints(
+        "stream_widths", widths, len(default), "the stem's output, then each stage's")
 
 
 def conv_bn(cin: int, cout: int, k: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
