@@ -9,7 +9,7 @@ APT_PACKAGES := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NVCC := $(shell command -v nvcc 2>/dev/null)
 
-.PHONY: demo test system venv kernels bench-kernels lint mutate clean
+.PHONY: demo test test-py38 system venv kernels bench-kernels lint mutate clean
 
 .stamps/system:
 	@mkdir -p .stamps
@@ -25,6 +25,17 @@ NVCC := $(shell command -v nvcc 2>/dev/null)
 	@test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+# JetPack 5's Python: the runtime (edge run/bench/info/doctor/build) is tested on 3.8 too, in .venv38, where
+# a working python3.8 is found (PATH or pyenv). There `pip install -e .` installs the runtime only (no torch).
+PY38 := $(shell for p in python3.8 $(HOME)/.pyenv/versions/3.8*/bin/python3.8; do \
+	$$p -V >/dev/null 2>&1 && { command -v $$p; break; }; done)
+
+.stamps/venv38: pyproject.toml .stamps/system
+	@test -x .venv38/bin/python || $(PY38) -m venv .venv38
+	.venv38/bin/python -m pip install -q --upgrade pip
+	.venv38/bin/python -m pip install -q -e '.[dev]'
 	@touch $@
 
 system: .stamps/system
@@ -46,7 +57,18 @@ lint: .stamps/venv
 test: .stamps/venv
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory kernels
+	$(MAKE) --no-print-directory test-py38
 	$(PY) -m pytest
+
+# The runtime's own tests on Python 3.8; tests/test_jetpack5_runtime.py then runs the 3.8 `edge` on a real
+# bundle next to the main one. Without a python3.8 both are skipped, with that reason.
+test-py38:
+ifeq ($(PY38),)
+	@echo "python3.8 not found: the runtime's Python 3.8 (JetPack 5) tests are skipped"
+else
+	@$(MAKE) --no-print-directory .stamps/venv38
+	.venv38/bin/python -m pytest tests/edge tests/export/test_sparsity.py -p no:cacheprovider
+endif
 
 # Mutation testing (docs/testing.md): slow, so not part of `make test`. mutmut keeps the verdicts of
 # unchanged code in mutants/, so a re-run only tests what changed, then re-checks the survivors (tests may
@@ -69,4 +91,4 @@ demo: .stamps/venv
 	$(PY) -m edge.demo --out runs/demo
 
 clean:
-	rm -rf .stamps .venv runs build mutants *.egg-info
+	rm -rf .stamps .venv .venv38 runs build mutants *.egg-info

@@ -96,7 +96,9 @@ class Batcher:
         try:
             rows = self.run_batch(batch)
             ms = (time.perf_counter() - t0) * 1e3
-            for r, row in zip(batch, rows, strict=True):
+            if len(rows) != len(batch):
+                raise RuntimeError(f"the backend returned {len(rows)} results for a batch of {len(batch)}")
+            for r, row in zip(batch, rows):
                 r.result, r.ms = row, ms
         except BaseException as e:  # noqa: BLE001 - handed to every waiter, re-raised in its thread
             for r in batch:

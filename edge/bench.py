@@ -10,7 +10,6 @@ import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from edge.atomic import write_text
 from edge.backends import Backend, open_backend
 from edge.bundle import Bundle
 from edge.errors import EdgeError
+from edge.plugins import plugins
 
 
 @dataclass
@@ -39,7 +39,7 @@ class BenchRow:
 def eval_clips(bundle: Bundle, data: Path) -> Iterator[tuple[np.ndarray, int]]:
     """Test-split clips, decoded and preprocessed by the training package (found by entry point, since
     the runtime may not import it)."""
-    eps = entry_points(group="edge.datasets", name="eval_clips")
+    eps = plugins("edge.datasets", "eval_clips")
     if not eps:
         raise EdgeError("--data: accuracy needs the training package's dataset loaders (pip install -e .)")
     return next(iter(eps)).load()(data, bundle.preprocess, bundle.clip, bundle.labels, bundle.motion, bundle.flow)

@@ -90,6 +90,7 @@ class ClipSpec:
                    clip_step=int(d.get("clip_step", 1)))
 
 
+CLIP_INPUT, LOGITS = "clip", "logits"  # every clip model's input and output, by name
 FLOW_INPUT = "flow"  # a two-stream model's second input, by name (its ONNX input and manifest entry)
 
 
@@ -142,7 +143,7 @@ class Bundle:
 
     def manifest(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "name": self.name, "labels": self.labels,
-                "input": self.input or {"name": "clip", "shape": list(self.input_shape()), "dtype": "float32",
+                "input": self.input or {"name": CLIP_INPUT, "shape": list(self.input_shape()), "dtype": "float32",
                                         "layout": "NTCHW"},
                 "preprocess": self.preprocess.to_dict(), "clip": self.clip.to_dict(), "files": self.files,
                 **({"motion": self.motion.to_dict()} if self.motion else {}),

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from edge.errors import EdgeError
+from edge.plugins import plugins, unavailable
 
 if TYPE_CHECKING:
     from edge.bundle import Bundle
@@ -36,22 +36,13 @@ def main() -> None:
 
 
 def _load_plugins() -> None:
-    for ep in entry_points(group="edge.commands"):
+    for ep in plugins("edge.commands"):
         try:
             register = ep.load()
         except ImportError as e:  # e.g. torch absent on a runtime-only device image
-            missing = e.name or str(e)
-            main.add_command(_unavailable(ep.name, missing))
+            main.add_command(unavailable(ep.name, e.name or str(e)))
             continue
         register(main)
-
-
-def _unavailable(name: str, missing: str) -> click.Command:
-    @click.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-                   help=f"(unavailable: needs {missing})")
-    def cmd() -> None:
-        raise EdgeError(f"`edge {name}` needs {missing}, which is not installed here (pip install -e .)")
-    return cmd
 
 
 @main.command()
@@ -155,7 +146,7 @@ def run(ctx: click.Context, bundle_dir: Path | None, sources: tuple[str, ...], s
     summaries = run_streams(bundle, engine, source_list, stream_outputs(list(opts["outputs"]), len(source_list)),
                             max_frames=max_frames, max_reconnects=opts["max_reconnects"], decisions=decisions,
                             batching=Batching(max_batch, max_wait_ms), monitoring=Monitoring(stats_s, metrics_port))
-    for uri, summary in zip(source_list, summaries, strict=True):
+    for uri, summary in zip(source_list, summaries):
         click.echo(summary.describe() if len(source_list) == 1 else f"{uri}: {summary.describe()}")
         click.echo(f"  {summary.latency}")
     if len(source_list) > 1:
@@ -246,7 +237,7 @@ def _info_checkpoint(ckpt: Path, as_json: bool) -> None:
 
     if not ckpt.is_file():
         raise EdgeError(f"checkpoint {ckpt}: no such file")
-    eps = entry_points(group="edge.checkpoints", name="to_onnx")
+    eps = plugins("edge.checkpoints", "to_onnx")
     if not eps:
         raise EdgeError("--ckpt needs the export package's checkpoint exporter (pip install -e .)")
     try:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 from types import ModuleType
 
 from edge.errors import EdgeError
 
 
-@cache
+@lru_cache(maxsize=None)
 def gst() -> tuple[ModuleType, ModuleType]:
     """(Gst, GstVideo), initialised once."""
     try:

@@ -13,6 +13,7 @@ the graph", has the cross-check against torch.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +157,11 @@ def _input_shapes(graph: onnx.GraphProto, path: Path, shapes: Mapping[str, Seque
 
 def inspect_onnx(path: str | Path, shapes: Mapping[str, Sequence[int]] | None = None) -> ModelInfo:
     """Parameters, batch-1 MACs and the weighted layers (in graph order) of the ONNX model at ``path``."""
-    import onnx_tool  # numpy + onnx only; imported here so `edge run` never pays for it
+    try:
+        import onnx_tool  # numpy + onnx only; imported here so `edge run` never pays for it
+    except ImportError:  # not installed on Python < 3.10, which onnx-tool 1.0 needs (JetPack 5 has 3.8)
+        raise EdgeError(f"model {path}: counting parameters and MACs needs onnx-tool, which needs Python 3.10+ "
+                        f"(this is {sys.version_info[0]}.{sys.version_info[1]}): count on a host") from None
 
     path = Path(path)
     proto = _load(path)
@@ -233,7 +238,7 @@ def layer_table(info: ModelInfo) -> list[str]:
     rows.append(("total", "", "", f"{sum(lay.params for lay in info.layers):,}", f"{info.macs:,}", "100.0"))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     right = (False, False, False, True, True, True)
-    return ["  ".join(cell.rjust(w) if r else cell.ljust(w) for cell, w, r in zip(row, widths, right, strict=True))
+    return ["  ".join(cell.rjust(w) if r else cell.ljust(w) for cell, w, r in zip(row, widths, right))
             .rstrip() for row in rows]
 
 

@@ -133,7 +133,7 @@ def optical_flow(frames: np.ndarray, params: FlowParams = FlowParams()) -> np.nd
     _check_frames(frames, "optical_flow", 2)
     flow = _flow_fn(params)
     gray = _gray(frames)
-    return np.stack([flow(a, b) for a, b in zip(gray[:-1], gray[1:], strict=True)]).astype(np.float32, copy=False)
+    return np.stack([flow(a, b) for a, b in zip(gray[:-1], gray[1:])]).astype(np.float32, copy=False)
 
 
 # ---------------------------------------------------------------------------------------------------- RGBF
@@ -173,7 +173,7 @@ def rgbf(frames: np.ndarray, params: FlowParams = FlowParams(), prev: np.ndarray
     gray = _gray(frames)
     before = [cv2.cvtColor(prev, cv2.COLOR_RGB2GRAY) if prev is not None else gray[1]] + gray[:-1]
     out = np.empty_like(frames)
-    for t, (g, b) in enumerate(zip(gray, before, strict=True)):
+    for t, (g, b) in enumerate(zip(gray, before)):
         f = flow(g, b)
         conf = confidence_map(np.sqrt(f[..., 0] * f[..., 0] + f[..., 1] * f[..., 1]))
         out[t] = np.rint(frames[t].astype(np.float32) * conf[..., None]).clip(0, 255).astype(np.uint8)

@@ -41,7 +41,7 @@ class OnlineModel:
                 raise EdgeError(f"--mode online: bundle {bundle.root} has no {precision} online model "
                                 "(`edge export --online --int8` writes one)")
             session = OrtBackend(bundle.path(role), precision, device).session
-            self._run = lambda feed: dict(zip(self.outputs, session.run(self.outputs, feed), strict=True))
+            self._run = lambda feed: dict(zip(self.outputs, session.run(self.outputs, feed)))
             self.name = f"ort-{device} online"
         else:
             raise EdgeError(f"--mode online: runs on the ort or tensorrt backend, not {backend!r}")
@@ -85,5 +85,5 @@ class OnlineModel:
         out = self._run(feed)
         logits, nxt = out[self.outputs[0]], [out[name] for name in self.outputs[1:]]
         for i, s in enumerate(streams):
-            self.state[s] = {b["name"]: v[i : i + 1] for b, v in zip(self.buffers, nxt, strict=True)}
+            self.state[s] = {b["name"]: v[i : i + 1] for b, v in zip(self.buffers, nxt)}
         return list(logits)

@@ -384,7 +384,7 @@ def _run_batch(backend: Backend | OnlineModel) -> Callable[[list[Request]], list
 
     def run_batch(batch: list[Request]) -> list[np.ndarray]:
         if isinstance(batch[0].x, tuple):  # a two-stream model: each input stacked on its own
-            return list(backend.infer(tuple(np.concatenate(xs) for xs in zip(*(r.x for r in batch), strict=True))))
+            return list(backend.infer(tuple(np.concatenate(xs) for xs in zip(*(r.x for r in batch)))))
         x = np.concatenate([r.x for r in batch])
         if fixed:
             return list(in_fixed_batches(lambda f: {"y": backend.infer(f["x"])}, {"x": x}, fixed)["y"])
@@ -418,7 +418,7 @@ def run_streams(bundle: Bundle, backend: Backend | OnlineModel, sources: list[st
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # systemd stop == Ctrl-C
     interrupted = False
     try:
-        for i, (src, uris) in enumerate(zip(srcs, outputs, strict=True)):
+        for i, (src, uris) in enumerate(zip(srcs, outputs)):
             streams.append(_Stream(i, src, [], run))
             for u in uris:  # one by one: those opened before a bad one are closed (and removed) below
                 streams[-1].sinks.append(open_sink(u))
@@ -498,7 +498,7 @@ def describe_pipelines(sources: list[str], outputs: list[list[str]]) -> str:
     decoders, converters and encoders; W, H and FPS are the source's, known at its first frame). Nothing
     is opened for writing: each output is built and dropped."""
     lines = []
-    for i, (uri, uris) in enumerate(zip(sources, outputs, strict=True)):
+    for i, (uri, uris) in enumerate(zip(sources, outputs)):
         lines.append(f"stream {i} source {uri}: {parse_source(uri).description}")
         for u in uris:
             sink = open_sink(u)

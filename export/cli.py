@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from edge.plugins import add_commands
+
 
 @click.command("export")
 @click.option("--ckpt", required=True, type=click.Path(path_type=Path), help="Checkpoint (RUN/best.pt).")
@@ -75,6 +77,5 @@ def build_cmd(bundle_dir: Path, precision: str, sparse: bool, workspace_mb: int,
 
 
 def register(group: click.Group) -> None:
-    group.add_command(export_cmd)
-    group.add_command(compress_cmd)
-    group.add_command(build_cmd)
+    add_commands(group, [export_cmd, compress_cmd], needs="torch")
+    group.add_command(build_cmd)  # torch-free: it runs on the device (JetPack 5's Python 3.8 included)

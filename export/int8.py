@@ -9,8 +9,8 @@ the calibrator is min/max over the calibration clips.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Dict, Iterable, Iterator, Union
 
 import numpy as np
 from onnxruntime.quantization import (
@@ -23,9 +23,10 @@ from onnxruntime.quantization import (
 )
 
 from edge.atomic import atomic_path
-from export.onnx import INPUT_NAME
+from edge.bundle import CLIP_INPUT as INPUT_NAME
 
-Calibration = Iterable[np.ndarray] | Iterable[dict[str, np.ndarray]]
+# typing's generics, not PEP 585/604: this alias is evaluated at import, and `edge build` runs on Python 3.8
+Calibration = Union[Iterable[np.ndarray], Iterable[Dict[str, np.ndarray]]]
 
 
 def feeds(samples: Calibration) -> Iterator[dict[str, np.ndarray]]:

@@ -20,10 +20,11 @@ from onnxsim import simplify
 from torch import nn
 
 from edge.atomic import atomic_path
+from edge.bundle import CLIP_INPUT as INPUT_NAME
 from edge.bundle import FLOW_INPUT
+from edge.bundle import LOGITS as OUTPUT_NAME
 
 OPSET = 17
-INPUT_NAME, OUTPUT_NAME = "clip", "logits"
 
 Example = torch.Tensor | tuple[torch.Tensor, ...]
 

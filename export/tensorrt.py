@@ -129,8 +129,11 @@ def build_engine(bundle_dir: Path, options: BuildOptions, gpu: dict[str, str] | 
     trt = import_tensorrt()
     gpu = gpu or gpu_identity()
     if options.calib is not None and options.precision in ("int8", "best") and needs_calibration(bundle):
-        from export.bundle import add_int8  # torch and the dataset reader: only for this step
-
+        try:
+            from export.bundle import add_int8  # torch and the dataset reader: only for this step
+        except ImportError as e:  # a runtime-only install (JetPack 5's Python 3.8)
+            raise EdgeError(f"--calib needs {e.name or e}, which is not installed here: calibrate on a host with "
+                            "`edge export --int8`, then copy the bundle here") from None
         bundle = add_int8(bundle.root, options.calib, options.calib_clips)
     onnx_path = source_model(bundle, options.precision)
     online_path = online_source(bundle, options.precision)
@@ -178,7 +181,7 @@ def _serialize(trt: ModuleType, onnx_path: Path, options: BuildOptions) -> tuple
     The timing cache is read first and written back after, so each build starts from the previous one's."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         model = onnx.load(str(onnx_path))
@@ -194,6 +197,14 @@ def _serialize(trt: ModuleType, onnx_path: Path, options: BuildOptions) -> tuple
         with atomic_path(options.timing_cache) as tmp:
             tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
     return bytes(engine), seconds
+
+
+def network_flags(trt: ModuleType) -> int:
+    """TensorRT 8 (JetPack 5's 8.5) makes an implicit-batch network unless asked, which its ONNX parser
+    refuses; TensorRT 10 has explicit batch only, and the flag is deprecated there."""
+    if int(trt.__version__.split(".")[0]) >= 10:
+        return 0
+    return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
 
 
 def _load_timing_cache(config: Any, path: Path | None) -> None:

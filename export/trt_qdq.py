@@ -98,7 +98,7 @@ def activation_amax(model: onnx.ModelProto, tensors: list[str], clips: Calibrati
     seen = 0
     for feed in feeds(clips):
         values = session.run(tensors, feed)
-        for t, v in zip(tensors, values, strict=True):
+        for t, v in zip(tensors, values):
             amax[t] = max(amax[t], float(np.abs(v).max(initial=0.0)))
         seen += 1
     if not seen:

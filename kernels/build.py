@@ -93,10 +93,10 @@ def build_all(verbose: bool = True) -> dict[str, Path]:
         results = list(pool.map(lambda s: build_one(s, nv, archs, version), sources))
     if verbose:
         arch_list = ", ".join(f"sm_{a}" for a in archs)
-        for (lib, rebuilt), src in zip(results, sources, strict=True):
+        for (lib, rebuilt), src in zip(results, sources):
             print(f"kernels: {src.name} -> {lib} [{arch_list} + PTX sm_{archs[-1]}] "
                   f"({'built' if rebuilt else 'up to date'})")
-    return {src.stem: lib for (lib, _), src in zip(results, sources, strict=True)}
+    return {src.stem: lib for (lib, _), src in zip(results, sources)}
 
 
 FATBIN_MAGIC = struct.pack("<I", 0xBA55ED50)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
-from functools import cache
+from functools import lru_cache
 
 log = logging.getLogger("kernels")
 # The extern "C" launchers of each library: i = int, p = pointer (device buffer or cudaStream_t). Checked
@@ -29,7 +29,7 @@ def notice_once(key: str, message: str) -> None:
         log.warning(message)
 
 
-@cache
+@lru_cache(maxsize=None)
 def library(name: str) -> ctypes.CDLL | None:
     """The kernel library ``lib{name}.so`` (rebuilt first if its source changed and nvcc is present), or
     None when it cannot be had."""

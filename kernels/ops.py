@@ -9,7 +9,7 @@ Dispatch rules (the same for both ops):
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,7 @@ def _stream(device: Any) -> int:
 # ---------------------------------------------------------------------------------------------- temporal shift
 
 
-@cache
+@lru_cache(maxsize=None)
 def _shift_tables(channels: int, fold_div: int, two_unit_div: int | None, causal: bool, device: str) -> tuple:
     """(spec, src, off, inv_ptr, inv_oc, inv_off) with the int32 tables on ``device``, uploaded once."""
     import torch
@@ -71,7 +71,7 @@ def _shift_tables(channels: int, fold_div: int, two_unit_div: int | None, causal
     return (spec, *(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays))
 
 
-@cache
+@lru_cache(maxsize=None)
 def _shift_function() -> Any:
     import torch
 

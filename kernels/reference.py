@@ -23,7 +23,7 @@ CSR SpMM: Y = A X with A (rows x cols) CSR, X (cols x k); accumulation in fp32.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -107,7 +107,7 @@ class ShiftSpec:
     def _bands(self) -> list[tuple[int, int, int]]:
         src, off = self.src_off
         runs: list[tuple[int, int, int]] = []
-        for s, o in zip(src.tolist(), off.tolist(), strict=True):
+        for s, o in zip(src.tolist(), off.tolist()):
             if runs and runs[-1][2] == o and runs[-1][0] + runs[-1][1] == s:
                 runs[-1] = (runs[-1][0], runs[-1][1] + 1, o)
             else:
@@ -115,7 +115,7 @@ class ShiftSpec:
         return runs
 
 
-@cache
+@lru_cache(maxsize=None)
 def shift_spec(channels: int, fold_div: int = 8, two_unit_div: int | None = None, causal: bool = False) -> ShiftSpec:
     """The (immutable) spec for a layer shape, built once: its tables and bands are then reused on every
     forward instead of being recomputed per call."""

@@ -9,6 +9,7 @@ import click
 
 from edge.atomic import write_text
 from edge.errors import EdgeError
+from edge.plugins import add_commands
 
 
 @click.group("data")
@@ -154,6 +155,4 @@ def eval_cmd(ckpt: Path, data_root: Path, json_out: Path | None) -> None:
 
 
 def register(group: click.Group) -> None:
-    group.add_command(data)
-    group.add_command(train_cmd)
-    group.add_command(eval_cmd)
+    add_commands(group, [data, train_cmd, eval_cmd], needs="torch")

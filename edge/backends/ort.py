@@ -39,5 +39,5 @@ class OrtBackend:
 
     def infer(self, clip: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray:
         """One clip batch, or a two-input model's arrays in its inputs' order."""
-        feed = dict(zip(self.input_names, clip, strict=True)) if isinstance(clip, tuple) else {self.input_name: clip}
+        feed = dict(zip(self.input_names, clip)) if isinstance(clip, tuple) else {self.input_name: clip}
         return self.session.run([self.output_name], feed)[0]

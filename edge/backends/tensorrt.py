@@ -108,7 +108,7 @@ class TensorRTBackend:
         shapes.update({n: tuple(contexts[0].get_tensor_shape(n)) for n in self.outputs})
         dtypes = {n: trt.nptype(self.engine.get_tensor_dtype(n)) for n in names}
         self._sets = [_BufferSet(cuda, ctx, shapes, dtypes) for ctx in contexts]
-        self._next, self._pending = 0, deque[_BufferSet]()
+        self._next, self._pending = 0, deque()  # of _BufferSet
         self.precision, self.name = precision, "tensorrt"
 
     def submit(self, x: np.ndarray | dict[str, np.ndarray]) -> None:

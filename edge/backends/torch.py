@@ -6,17 +6,17 @@ The runtime may not import ``train`` (ARCHITECTURE.md), so the model factory is 
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import numpy as np
 
 from edge.errors import EdgeError
+from edge.plugins import plugins
 from kernels.sparse_linear import swap_sparse_linears
 
 
 def _build_model_factory():
-    eps = entry_points(group="edge.models", name="build_model")
+    eps = plugins("edge.models", "build_model")
     if not eps:
         raise EdgeError("backend torch: no model factory installed (pip install -e . with the train package)")
     return next(iter(eps)).load()

@@ -7,20 +7,24 @@ import json
 
 import numpy as np
 import onnx
-import onnx_tool
 import pytest
-import torch
 from click.testing import CliRunner
-from torch.utils.flop_counter import FlopCounterMode
 
 from edge.bundle import Bundle, ClipSpec
 from edge.cli import main
 from edge.errors import EdgeError
 from edge.inspect import inspect_onnx
 from edge.preprocess import Preprocess
-from export.int8 import quantize_int8
-from export.onnx import export_onnx
-from train.models import build_model
+
+pytest.importorskip("torch", reason="builds its models with torch: not on a runtime-only install (Python 3.8)")
+
+import onnx_tool  # noqa: E402 - onnx-tool 1.0 needs Python 3.10 too
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from export.int8 import quantize_int8  # noqa: E402
+from export.onnx import export_onnx  # noqa: E402
+from train.models import build_model  # noqa: E402
 
 MODELS = {  # name -> (config, clip shape (T, C, H, W))
     "tsm_resnet18": ({"num_classes": 6, "num_segments": 4, "width": 8}, (4, 3, 32, 32)),

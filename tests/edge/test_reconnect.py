@@ -1,5 +1,6 @@
 """Live sources that drop are retried with backoff, against real components: an RTSP server (a subprocess)
 stopped and restarted under a running pipeline, a test source that flaps, and `edge run --max-reconnects`."""
+from __future__ import annotations
 
 import _thread
 import json

@@ -43,7 +43,7 @@ def lines(path):
 
 def same_decisions(a, b):
     assert [(e["frame"], e["label"]) for e in a] == [(e["frame"], e["label"]) for e in b]
-    for x, y in zip(a, b, strict=True):
+    for x, y in zip(a, b):
         assert dict(x["top5"]) == pytest.approx(dict(y["top5"]), abs=2e-5)
 
 

@@ -127,7 +127,7 @@ def test_more_streams_than_the_engines_batch_each_get_their_own_logits(monkeypat
     clips = [np.random.default_rng(i).standard_normal((1, *SHAPE), dtype=np.float32) for i in range(3)]
     got = _run_batch(backend)([SimpleNamespace(x=c) for c in clips])
     assert len(got) == 3
-    for g, c in zip(got, clips, strict=True):
+    for g, c in zip(got, clips):
         np.testing.assert_allclose(g, expected(c)[0], rtol=1e-6)
 
 

@@ -125,9 +125,15 @@ class _Config:
         return self.cache
 
 
-def fake(unsupported: set[str] = frozenset(), dla_cores: int = 0, fail_build: bool = False) -> SimpleNamespace:
+EXPLICIT_BATCH = 0  # TensorRT's enum value
+
+
+def fake(unsupported: set[str] = frozenset(), dla_cores: int = 0, fail_build: bool = False,
+         version: str = "10.3.0 (fake)") -> SimpleNamespace:
     """A fake `tensorrt` module. ``built`` collects each (network, config) passed to the build; the
-    "engine" it returns is the config's state as JSON, so a test can read back what was asked."""
+    "engine" it returns is the config's state as JSON, so a test can read back what was asked. ``version``
+    8.x is JetPack 5's TensorRT 8.5, whose networks are implicit-batch unless created with EXPLICIT_BATCH."""
+    major = int(version.split(".")[0])
     built: list[tuple[_Network, _Config]] = []
 
     class Builder:
@@ -137,7 +143,10 @@ def fake(unsupported: set[str] = frozenset(), dla_cores: int = 0, fail_build: bo
             self.logger = logger
 
         def create_network(self, flags: int) -> _Network:
-            assert flags == 0  # TensorRT 10: explicit batch is implied; the old flag is deprecated
+            if major >= 10:
+                assert flags == 0  # TensorRT 10: explicit batch is implied; the old flag is deprecated
+            else:  # TensorRT 8's ONNX parser refuses an implicit-batch network
+                assert flags == 1 << EXPLICIT_BATCH, "TensorRT 8: the ONNX parser needs an explicit-batch network"
             return _Network()
 
         def create_builder_config(self) -> _Config:
@@ -154,7 +163,8 @@ def fake(unsupported: set[str] = frozenset(), dla_cores: int = 0, fail_build: bo
                                "device": config.default_device_type, "dla": config.DLA_core}).encode()
 
     return SimpleNamespace(
-        __version__="10.3.0 (fake)", Builder=Builder,
+        __version__=version, Builder=Builder,
+        NetworkDefinitionCreationFlag=SimpleNamespace(EXPLICIT_BATCH=EXPLICIT_BATCH),
         Logger=type("Logger", (), {"WARNING": 2, "__init__": lambda self, level: None}),
         OnnxParser=lambda network, logger: _Parser(network, logger, set(unsupported)),
         BuilderFlag=SimpleNamespace(FP16="FP16", INT8="INT8", SPARSE_WEIGHTS="SPARSE_WEIGHTS",

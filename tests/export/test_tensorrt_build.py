@@ -74,6 +74,18 @@ def test_each_precision_sets_its_flags_and_parses_its_model(bundle, monkeypatch,
     assert "fp32" in loaded.extra["accuracy"]  # what export wrote survives
 
 
+def test_tensorrt_8_of_jetpack_5_gets_an_explicit_batch_network(bundle, monkeypatch):
+    """TensorRT 8.5 (JetPack 5) makes implicit-batch networks unless asked, and its ONNX parser refuses them:
+    the fake asserts the flag TensorRT 8 needs and that TensorRT 10 deprecates (which it asserts absent)."""
+    trt = fake(version="8.5.2 (fake)")
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    path = build_engine(bundle, BuildOptions(precision="int8"), gpu=GPU)
+    assert len(trt.built) == 1 and Bundle.load(bundle).extra["engines"]["int8"]["tensorrt"] == "8.5.2 (fake)"
+    assert path.name == "model.int8.engine"
+    with pytest.raises(AssertionError, match="explicit-batch"):  # the fake holds TensorRT 8's rule
+        trt.Builder(None).create_network(0)
+
+
 def test_sparse_sets_the_flag_and_records_the_2_4_table(bundle, monkeypatch, capsys):
     trt = fake()
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
