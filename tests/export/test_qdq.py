@@ -54,8 +54,9 @@ def test_qdq_export_has_int8_weights_and_matches_the_fake_quantized_model(name, 
         want = fq(x).numpy()
     got = OrtBackend(path, "int8").infer(x.numpy())
     # the same int8 grids; folding the BatchNorm into the weight scale changes float rounding, so a value
-    # near a rounding tie may land one step away, and that step travels on
-    assert np.abs(got - want).max() < 0.02 * np.abs(want).max()
+    # near a rounding tie may land one step away, and that step travels on: through this width-4 ResNet, up to
+    # 2.8% of the largest logit with ONNX Runtime 1.32 (a wrong scale or a missing Q/DQ costs tens of %)
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
     assert (got.argmax(1) == want.argmax(1)).all()
 
 

@@ -61,9 +61,9 @@ def test_pruning_zeroed_filters_leaves_the_output_unchanged(name: str, criterion
     plans = [surgery.plan(g, CRITERIA[criterion](modules[g.producer].weight), 0.5) for g in groups]
     _zero_dropped(big, plans)
     small, config = surgery.apply(big, name, _config(name), plans)
-    x = _clip()
-    with torch.no_grad():
-        assert torch.allclose(small(x), big(x), atol=1e-6, rtol=0)
+    x = _clip().double()  # in float64: float32's summation order differs with the channel count (1.1e-6 seen
+    with torch.no_grad():  # on ResNet-50), which is rounding, not the surgery
+        assert torch.allclose(small.double()(x), big.double()(x), atol=1e-6, rtol=0)
     assert config["inner_widths"] == [int(p.keep.size) for p in plans] or name.endswith("mobilenetv2")
     n_small = sum(p.numel() for p in small.parameters())
     assert n_small < sum(p.numel() for p in big.parameters())
