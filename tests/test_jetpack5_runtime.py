@@ -6,6 +6,7 @@ is no TensorRT here); the host-side commands are one line each, and exit code 2.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -98,8 +99,6 @@ print(json.dumps({{"engine": path.name, "flags": [c.flags for _, c in trt.built]
 
 
 def test_the_builder_runs_on_38_against_the_fake_tensorrt(host, tmp_path):
-    import shutil
-
     bundle = shutil.copytree(host[0], tmp_path / "bundle")
     r = subprocess.run([str(PY38), "-c", BUILD.format(tests=str(ROOT / "tests" / "export"), bundle=str(bundle))],
                        capture_output=True, text=True)
@@ -121,3 +120,12 @@ def test_what_38_cannot_do_is_one_line_and_exit_2(host, args, needle):
     r = edge38(*(a.format(bundle=host[0]) for a in args), check=False)
     assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr and sys.version_info >= (3, 10)
+
+
+def test_the_kernels_build_on_38_as_jetson_setup_builds_them():
+    """jetson/setup.sh runs `python -m kernels.build` in the device's venv: on JetPack 5 that is Python 3.8."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("no nvcc here: the kernel build is skipped")
+    r = subprocess.run([str(PY38), "-m", "kernels.build"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "libtemporal_shift.so" in r.stdout and "libcsr_spmv.so" in r.stdout
