@@ -160,8 +160,8 @@ def inspect_onnx(path: str | Path, shapes: Mapping[str, Sequence[int]] | None = 
     try:
         import onnx_tool  # numpy + onnx only; imported here so `edge run` never pays for it
     except ImportError:  # not installed on Python < 3.10, which onnx-tool 1.0 needs (JetPack 5 has 3.8)
-        raise EdgeError(f"model {path}: counting parameters and MACs needs onnx-tool, which needs Python 3.10+ "
-                        f"(this is {sys.version_info[0]}.{sys.version_info[1]}): count on a host") from None
+        raise EdgeError(f"model {path}: counting parameters and MACs needs onnx-tool, which is not installed "
+                        f"here (it needs Python 3.10+; this is {sys.version_info[0]}.{sys.version_info[1]})") from None
 
     path = Path(path)
     proto = _load(path)

@@ -80,7 +80,7 @@ done
 if [ "${#MISSING[@]}" -gt 0 ]; then
   say "installing ${MISSING[*]}"
   run $SUDO apt-get update -qq
-  run env DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${MISSING[@]}"
+  run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${MISSING[@]}"
 else
   say "system packages present"
 fi

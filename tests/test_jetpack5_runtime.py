@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -110,7 +109,7 @@ def test_the_builder_runs_on_38_against_the_fake_tensorrt(host, tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["build", "--bundle", "{bundle}"], "TensorRT is not installed"),
-    (["info", "{bundle}", "--summary"], "counting parameters and MACs needs onnx-tool, which needs Python 3.10+"),
+    (["info", "{bundle}", "--summary"], "counting parameters and MACs needs onnx-tool, which is not installed here (it needs Python 3.10+; this is 3.8)"),
     (["train", "--data", "x"], "`edge train` needs torch and Python 3.10+ (this is Python 3.8"),
     (["export", "--ckpt", "x.pt", "--out", "b"], "`edge export` needs torch and Python 3.10+"),
     (["compress", "--ckpt", "x.pt"], "`edge compress` needs torch and Python 3.10+"),
@@ -119,7 +118,7 @@ def test_the_builder_runs_on_38_against_the_fake_tensorrt(host, tmp_path):
 def test_what_38_cannot_do_is_one_line_and_exit_2(host, args, needle):
     r = edge38(*(a.format(bundle=host[0]) for a in args), check=False)
     assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "Traceback" not in r.stderr and sys.version_info >= (3, 10)
+    assert "Traceback" not in r.stderr
 
 
 def test_the_kernels_build_on_38_as_jetson_setup_builds_them():
