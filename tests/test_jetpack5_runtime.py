@@ -128,3 +128,32 @@ def test_the_kernels_build_on_38_as_jetson_setup_builds_them():
     r = subprocess.run([str(PY38), "-m", "kernels.build"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "libtemporal_shift.so" in r.stdout and "libcsr_spmv.so" in r.stdout
+
+
+CALIB = """
+import sys
+sys.path.insert(0, {tests!r})
+from fake_tensorrt import fake
+sys.modules["tensorrt"] = fake(version="8.5.2 (fake)")
+from pathlib import Path
+from edge.errors import EdgeError
+from export.tensorrt import BuildOptions, build_engine
+try:
+    build_engine(Path({bundle!r}), BuildOptions(precision="int8", calib=Path("data")), gpu={{"gpu": "g",
+                 "compute_capability": "7.2"}})
+except EdgeError as e:
+    print(e)
+"""
+
+
+def test_build_calib_on_38_is_one_line_pointing_to_the_host(host, tmp_path):
+    """A bundle without an INT8 model: `edge build --calib` would calibrate with the training package."""
+    bundle = shutil.copytree(host[0], tmp_path / "bundle")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"] = {k: v for k, v in manifest["files"].items() if not k.startswith(("int8", "online-int8"))}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    r = subprocess.run([str(PY38), "-c", CALIB.format(tests=str(ROOT / "tests" / "export"), bundle=str(bundle))],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == ("--calib needs torch, which is not installed here: calibrate on a host with "
+                                "`edge export --int8`, then copy the bundle here")
