@@ -1,11 +1,11 @@
 """One inference thread for every stream (`edge run --source A --source B ...`).
 
-Each stream's thread submits a request (its clip, or its frame for the online model) and waits for the
-result. The inference thread takes the first request, then gathers more until it holds one from every
+Each stream's prepare thread submits a request (its clip, or its frame for the online model); its output
+thread waits for the result. The inference thread takes the first request, then gathers more until it holds one from every
 stream still running, ``max_batch`` of them, or ``max_wait_s`` has passed since the first, whichever is
 first, and runs them as one batch. A lone stream never waits: its batch is full at one. A stream has at
-most one request in flight (it waits for each), so a batch never holds two frames of the same stream,
-which the online model's buffers rely on.
+most one request in flight (its prepare thread waits for each before the next), so a batch never holds
+two frames of the same stream, which the online model's buffers rely on.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class Request:
     result: np.ndarray | None = None
     error: BaseException | None = None
     ms: float = 0.0  # the batch's inference time
+    finished: float = 0.0  # perf_counter when its result (or error) was set
 
     def wait(self) -> np.ndarray:
         self.done.wait()
@@ -105,5 +106,7 @@ class Batcher:
                 r.error = e
         finally:
             self.sizes.append(len(batch))
+            finished = time.perf_counter()
             for r in batch:
+                r.finished = finished
                 r.done.set()

@@ -1,9 +1,10 @@
 """source ! videoconvert ! videoscale ! appsink -> window -> backend -> smoothing -> overlay -> sinks.
 
 GStreamer does decoding, colour conversion and (on Jetson) the camera. Each stream has a capture thread
-that pulls RGB frames from its appsink into a small bounded queue, and a worker thread that keeps the clip
-window (or the online model's buffers), asks the one inference thread (edge/batcher.py, which batches the
-streams' requests) for scores, smooths them and feeds the stream's sinks. EOS and Ctrl-C (or SIGTERM from
+that pulls RGB frames from its appsink into a small bounded queue, a prepare thread that keeps the clip
+window (or the online model's buffers) and asks the one inference thread (edge/batcher.py, which batches
+the streams' requests) for scores, and an output thread that smooths them and feeds the stream's sinks:
+the three overlap, so a frame is encoded while the next one's clip is inferred. EOS and Ctrl-C (or SIGTERM from
 a service manager) end the run cleanly with every output finalized. A live source that drops after it
 delivered frames is reconnected with backoff; a first connection that fails is a one-line EdgeError.
 """
@@ -40,7 +41,7 @@ from edge.window import FlowWindow, ScoreSmoother, SlidingWindow, softmax
 log = logging.getLogger(__name__)
 
 PULL_TIMEOUT_S = 5.0  # no frame for this long: a stalled source
-FRAME_QUEUE = 4  # frames a stream's capture thread may be ahead of its worker
+FRAME_QUEUE = 4  # frames a stream's capture (and prepare) thread may be ahead of the next thread
 TRUNCATED_S = 0.25  # a file whose frames end this much before its declared duration is incomplete
 JOIN_S = 5.0  # at shutdown, how long each thread gets to finish
 POLL_S = 0.1  # how often a wait for a frame looks at the bus for errors
@@ -58,7 +59,7 @@ class RunSummary:
     infer_ms: list[float] = field(default_factory=list)
     interrupted: bool = False
     last_t: float = 0.0  # stream time of the last frame: when actions still on at the end are closed
-    dropped: int = 0  # frames a live source dropped because its worker was behind
+    dropped: int = 0  # frames a live source dropped because the stream was behind
     batches: list[int] = field(default_factory=list)  # the size of every inference batch (all streams)
     latency: str = ""  # the stages' p50/p95/p99 (edge/metrics.py), filled at the end
 
@@ -180,25 +181,27 @@ class Batching:
     max_wait_ms: float = 10.0
 
 
-_RESET, _END = "reset", "end"  # markers from a stream's capture thread to its worker
+_RESET, _END = "reset", "end"  # markers from a stream's capture thread down to its output thread
 
 
 class _Stream:
-    """One source: its capture thread (GStreamer frames, reconnects) feeding a bounded queue, and its worker
-    thread (window or online step, inference through the batcher, smoothing, events, outputs)."""
+    """One source, three threads joined by bounded queues: capture (GStreamer frames, reconnects), prepare
+    (window or online step, preprocessing, the request to the batcher) and output (smoothing, events,
+    outputs). While the batcher runs one frame's inference, the next frame is preprocessed and the last
+    one encoded, so a fast backend is not held up by the stages around it."""
 
     def __init__(self, index: int, source: Source, sinks: list[Sink], run: _Run) -> None:
         self.index, self.src, self.sinks, self.run = index, source, sinks, run
         self.summary = RunSummary()
         self.frames: queue.Queue[Any] = queue.Queue(maxsize=FRAME_QUEUE)
+        self.pending: queue.Queue[Any] = queue.Queue(maxsize=FRAME_QUEUE)  # prepared frames awaiting output
         self.error: BaseException | None = None
         self.partial = False  # its source failed after delivering frames: finalize the outputs anyway
         self.delivered = 0
         self.tracker = ActionTracker(run.bundle.labels, run.decisions.thresholds) if run.decisions.thresholds else None
-        self.threads = [threading.Thread(target=self._guard, args=(self._capture,), name=f"edge-capture-{index}",
-                                         daemon=True),
-                        threading.Thread(target=self._guard, args=(self._work,), name=f"edge-stream-{index}",
-                                         daemon=True)]
+        self.threads = [threading.Thread(target=self._guard, args=(body,), name=f"edge-{what}-{index}", daemon=True)
+                        for what, body in (("capture", self._capture), ("prepare", self._prepare),
+                                           ("output", self._output))]
 
     def _guard(self, body: Callable[[], None]) -> None:
         try:
@@ -213,9 +216,11 @@ class _Stream:
         finally:
             if body == self._capture:
                 self._put(_END)
+            elif body == self._prepare:
+                self._hand(_END)
 
     def _put(self, item: Any) -> None:
-        """Queue an item for the worker. A live source whose worker is behind drops its oldest frame (counted)
+        """Queue an item for the prepare thread. A live source that is behind drops its oldest frame (counted)
         instead of growing latency; a file source waits for room (never drops), unless the run is stopping."""
         while True:
             try:
@@ -267,53 +272,87 @@ class _Stream:
                 run.watchdog.alive()  # waiting on purpose, not hung
                 run.stop.wait(delay)
 
-    def _work(self) -> None:
-        run = self.run
+    def _prepare(self) -> None:
+        """Window (or online step), preprocessing and the request for scores, frame by frame; every frame then
+        goes on to the output thread in order. Preprocessing the next frame overlaps this one's inference, but
+        a stream has one request in flight at a time (the batcher's rule): the next waits for it."""
+        run, last = self.run, None
         try:
             state = self._fresh()
-            current = None
-            while True:
-                try:
-                    item = self.frames.get(timeout=POLL_S)
-                except queue.Empty:
-                    if run.stop.is_set():  # stopping, and the capture thread has nothing more for us
-                        return
-                    continue
-                if item == _END:
-                    return
+            while (item := self._next(self.frames)) is not _END:
                 if item == _RESET:
+                    self._settled(last)  # the online buffers restart after the old connection's last frame
                     state = self._fresh()
+                    self._hand(_RESET)
                     continue
                 rgb, t, fps, captured = item
-                decision = self._decide(state, rgb, t)
-                t_out = time.perf_counter()
-                if decision is not None:
-                    run.metrics.stage(self.index, "end_to_end", t_out - captured)
-                    current = decision
-                    events = self.tracker.update(decision.probs, decision.t, decision.frame) if self.tracker else []
-                    for s in self.sinks:
-                        s.decision(decision)
-                        for e in events:
-                            s.event(e)
-                for s in self.sinks:
-                    s.frame(rgb, fps, current)
-                run.metrics.stage(self.index, "output", time.perf_counter() - t_out)
-                self.summary.frames += 1
-                self.summary.last_t = t
-                run.watchdog.alive()
+                x = self._prepared(state, rgb)
+                request = None
+                if x is not None:
+                    self._settled(last)
+                    request = last = run.batcher.submit(self.index, x)
+                self._hand((rgb, t, fps, captured, request, time.perf_counter()))
         finally:
+            self._settled(last)  # counted as running until its last request is scored: later batches stay full
             run.batcher.stream_ended()
 
-    def _fresh(self) -> tuple[SlidingWindow, FrameFeed, FlowWindow | None, Callable[[np.ndarray], np.ndarray]]:
+    def _output(self) -> None:
+        """Scores to decisions, events and outputs, frame by frame in capture order."""
+        run, smoother, current = self.run, self.run.decisions.smoother(), None
+        while (item := self._next(self.pending)) is not _END:
+            if item == _RESET:
+                smoother = run.decisions.smoother()
+                continue
+            rgb, t, fps, captured, request, submitted = item
+            if request is not None:
+                current = self._decision(request, submitted, smoother, t)
+                run.metrics.stage(self.index, "end_to_end", time.perf_counter() - captured)
+                events = self.tracker.update(current.probs, current.t, current.frame) if self.tracker else []
+                for s in self.sinks:
+                    s.decision(current)
+                    for e in events:
+                        s.event(e)
+            t_out = time.perf_counter()
+            for s in self.sinks:
+                s.frame(rgb, fps, current)
+            run.metrics.stage(self.index, "output", time.perf_counter() - t_out)
+            self.summary.frames += 1
+            self.summary.last_t = t
+            run.watchdog.alive()
+
+    def _next(self, q: queue.Queue[Any]) -> Any:
+        """The next item of ``q``; _END once the run stops with nothing more queued."""
+        while True:
+            try:
+                return q.get(timeout=POLL_S)
+            except queue.Empty:
+                if self.run.stop.is_set():
+                    return _END
+
+    def _hand(self, item: Any) -> None:
+        """Pass an item to the output thread, waiting for room (never dropped) unless the run is stopping."""
+        while not self.run.stop.is_set():
+            try:
+                self.pending.put(item, timeout=POLL_S)
+                return
+            except queue.Full:
+                pass
+
+    def _settled(self, request: Request | None) -> None:
+        """Wait until ``request`` (this stream's last) has its scores, or the run stops."""
+        while request is not None and not request.done.wait(POLL_S) and not self.run.stop.is_set():
+            pass
+
+    def _fresh(self) -> tuple[SlidingWindow, FrameFeed, FlowWindow | None]:
         bundle = self.run.bundle
         if isinstance(self.run.backend, OnlineModel):
             self.run.backend.reset(self.index)
         flow = FlowWindow(bundle.clip, bundle.flow) if bundle.flow is not None else None
-        return SlidingWindow(bundle.clip), FrameFeed(bundle.motion, bundle.preprocess.resize), flow, \
-            self.run.decisions.smoother()
+        return SlidingWindow(bundle.clip), FrameFeed(bundle.motion, bundle.preprocess.resize), flow
 
-    def _decide(self, state: tuple, rgb: np.ndarray, t: float) -> Decision | None:
-        window, feed, flow, smoother = state
+    def _prepared(self, state: tuple, rgb: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray] | None:
+        """The model's input when a decision is due at this frame (None: not yet)."""
+        window, feed, flow = state
         bundle, backend, metrics = self.run.bundle, self.run.backend, self.run.metrics
         t0 = time.perf_counter()
         if flow is not None:  # a two-stream model: this frame's optical flow, its own stage
@@ -321,30 +360,31 @@ class _Stream:
             flow_done = time.perf_counter()
             metrics.stage(self.index, "flow", flow_done - t0)
             t0 = flow_done
-        x: np.ndarray | tuple[np.ndarray, np.ndarray]
+        x: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None
         if isinstance(backend, OnlineModel):
-            if not backend.wants(self.index):
-                return None
-            x = bundle.preprocess.frame(rgb)
+            if backend.wants(self.index):
+                x = bundle.preprocess.frame(rgb)
         else:
             clips = [c for image in feed(rgb) if (c := window.push(bundle.preprocess.frame(image))) is not None]
-            if not clips:
-                metrics.stage(self.index, "preprocess", time.perf_counter() - t0)
-                return None
-            x = clips[-1] if flow is None else (clips[-1], flow.clip())
-        t1 = time.perf_counter()
-        metrics.stage(self.index, "preprocess", t1 - t0)
-        request = self.run.batcher.submit(self.index, x)
+            if clips:
+                x = clips[-1] if flow is None else (clips[-1], flow.clip())
+        metrics.stage(self.index, "preprocess", time.perf_counter() - t0)
+        return x
+
+    def _decision(self, request: Request, submitted: float, smoother: Callable[[np.ndarray], np.ndarray],
+                  t: float) -> Decision:
         logits = request.wait()
         t2 = time.perf_counter()
-        metrics.stage(self.index, "inference", t2 - t1)  # waiting for the batch included
+        # submitted to scored: the wait for a batch included, the output thread's delay in noticing not
+        self.run.metrics.stage(self.index, "inference", request.finished - submitted)
         probs = smoother(softmax(logits))
         order = np.argsort(probs)[::-1][:5]
+        labels = self.run.bundle.labels
         self.summary.decisions += 1
         self.summary.infer_ms.append(request.ms)
-        metrics.stage(self.index, "postprocess", time.perf_counter() - t2)
-        return Decision(t=t, frame=self.summary.frames, label=bundle.labels[order[0]], score=float(probs[order[0]]),
-                        top5=[(bundle.labels[i], float(probs[i])) for i in order], infer_ms=request.ms, probs=probs)
+        self.run.metrics.stage(self.index, "postprocess", time.perf_counter() - t2)
+        return Decision(t=t, frame=self.summary.frames, label=labels[order[0]], score=float(probs[order[0]]),
+                        top5=[(labels[i], float(probs[i])) for i in order], infer_ms=request.ms, probs=probs)
 
     def finish(self, ok: bool) -> None:
         """Close the actions still on, then the outputs (``ok``: finalize the files). A stream whose source

@@ -175,6 +175,8 @@ def shift_step_torch(x: torch.Tensor, buffer: torch.Tensor, fold_div: int = 8,
 
     spec = shift_spec(int(x.shape[1]), fold_div, two_unit_div, causal=True)
     f1, f2 = spec.fold1, spec.fold2
+    if not f2:  # TSM: the buffer is the whole fold; no empty or whole-tensor slices, each an ONNX op per frame
+        return torch.cat([buffer, x[:, f1:]], dim=1), x[:, :f1]
     y = torch.cat([buffer[:, :f1], x[:, f1:], buffer[:, f1 + f2 :]], dim=1)
     return y, torch.cat([x[:, : f1 + f2], buffer[:, f1 : f1 + f2]], dim=1)
 

@@ -51,6 +51,10 @@ def test_online_bundle_runs_frame_by_frame_like_the_clip_model(name, data, tmp_p
     assert [o.name for o in graph.output] == ["logits", *(b["output"] for b in entry["buffers"])]
     shapes = [[d.dim_value for d in i.type.tensor_type.shape.dim[1:]] for i in graph.input[1:]]
     assert shapes == [b["shape"] for b in entry["buffers"]]
+    # the shift's per-frame cost is ops, not FLOPs: TSM needs 2 slices + 1 concat a shift point (no empty
+    # or whole-buffer slices); MSTSM's two-unit channels add a slice of each buffer part and a concat
+    ops = [n.op_type for n in graph.node]
+    assert (ops.count("Slice"), ops.count("Concat")) == ((16, 8) if name.startswith("tsm") else (40, 16))
     # every test clip, frame by frame in ONNX Runtime, against the torch clip model's per-frame scores
     model = Checkpoint.load(ckpt).build().eval()
     clips = np.stack([c for c, _ in eval_clips(data, bundle.preprocess, bundle.clip, bundle.labels)])
