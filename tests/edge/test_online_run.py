@@ -98,3 +98,27 @@ def test_a_bundle_without_an_online_model_is_refused(online_bundle, tmp_path):
         OnlineModel(Bundle.load(online_bundle.root))
     with pytest.raises(EdgeError, match="has no int8 online model"):
         OnlineModel(online_bundle, "int8")
+
+
+def test_buffers_carry_across_bound_single_stream_calls_batches_and_resets(online_bundle):
+    # a lone stream runs through IOBinding (two bound buffer sets, swapped each call), a batch of streams
+    # through stacked arrays: the buffer must follow a stream from one path to the other and back
+    model = OnlineModel(online_bundle)
+    frames = [np.full((3, 16, 16), v, np.float32) * np.array([1, 2, 3], np.float32)[:, None, None]
+              for v in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]
+    means = [f.mean(axis=(1, 2)) for f in frames]
+    model.reset(0)
+    model.reset(1)
+    np.testing.assert_array_equal(model.step(frames[0], 0), 0)  # the zero buffer
+    np.testing.assert_allclose(model.step(frames[1], 0), 4 * means[0], rtol=1e-6)
+    np.testing.assert_allclose(model.step(frames[2], 0), 4 * means[1], rtol=1e-6)
+    both = model.step_batch([(0, frames[3]), (1, frames[5])])  # stacked: stream 0's bound buffer goes in
+    np.testing.assert_allclose(both[0], 4 * means[2], rtol=1e-6)
+    np.testing.assert_array_equal(both[1], 0)
+    np.testing.assert_allclose(model.step(frames[4], 0), 4 * means[3], rtol=1e-6)  # back to bound, from stacked
+    np.testing.assert_allclose(model.step(frames[0], 1), 4 * means[5], rtol=1e-6)  # stream 1: its own buffer
+    first = model.step(frames[5], 0)
+    np.testing.assert_allclose(first, 4 * means[4], rtol=1e-6)
+    assert not np.shares_memory(first, model.step(frames[1], 0))  # logits are the caller's, not a bound array
+    model.reset(0)
+    np.testing.assert_array_equal(model.step(frames[2], 0), 0)  # a reset zeroes the bound path's buffer too

@@ -95,3 +95,24 @@ def test_edge_run_picks_the_online_model_and_takes_every_frame_step(data, tmp_pa
         assert r.returncode == 0, r.stderr
         frames[mode] = [json.loads(line)["frame"] for line in out.read_text().splitlines()]
     assert frames == {"auto": [0, 2, 4, 6], "clip": [7]}
+
+
+@pytest.mark.parametrize("name", ["tsm_online_resnet18", "mstsm_online_resnet18"])
+def test_bound_single_stream_steps_equal_plain_runs_on_a_real_per_frame_model(name, tmp_path):
+    # edge run's lone-stream path (IOBinding, two buffer sets swapped) against plain session.run calls
+    from edge.online import BoundStep
+    from export.online import export_online, zero_feed
+
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=3, num_segments=4, width=16).eval()
+    buffers = export_online(model, (3, 32, 32), tmp_path / "step.onnx")
+    session = OrtBackend(tmp_path / "step.onnx").session
+    clip = np.random.default_rng(0).standard_normal((1, 6, 3, 32, 32)).astype(np.float32)
+    plain = run_frames(session, buffers, clip)[0]
+    step, state = BoundStep(session, "frame", "logits", buffers), zero_feed(buffers)
+    bound = []
+    for t in range(clip.shape[1]):
+        logits, state = step.step(clip[0, t], state)
+        bound.append(logits)
+    assert np.abs(plain).max() > 1e-3  # the frames reach the logits
+    np.testing.assert_allclose(np.stack(bound), plain, rtol=0, atol=1e-6)
