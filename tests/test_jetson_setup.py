@@ -37,7 +37,7 @@ def jetson(tmp_path, release: str, python: str, cuda: str) -> tuple[Path, Path]:
 
 def python38() -> str:
     for p in (ROOT / ".venv38" / "bin" / "python", shutil.which("python3.8")):
-        if p and subprocess.run([str(p), "-V"], capture_output=True).returncode == 0:
+        if p and Path(p).exists() and subprocess.run([str(p), "-V"], capture_output=True).returncode == 0:
             return str(p)
     pytest.skip("no working python3.8 here (make test builds .venv38 where one is found)")
 
