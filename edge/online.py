@@ -104,7 +104,7 @@ class BoundStep:
     """One stream's per-frame calls through ONNX Runtime's IOBinding: two sets of buffer arrays bound once,
     read from one set while the next buffers are written into the other, then swapped. The frame is copied
     into a bound input and the logits land in a bound output, so a call converts and allocates nothing:
-    10-15% of a frame at the demo's size, where the per-call cost is much of it (docs/runtime.md)."""
+    about 10% of a frame at the demo's size, where the per-call cost is much of it (docs/runtime.md)."""
 
     def __init__(self, session: Any, frame: str, logits: str, buffers: list[dict[str, Any]]) -> None:
         outputs = {o.name: o.shape for o in session.get_outputs()}
