@@ -107,34 +107,26 @@ class BoundStep:
     about 10% of a frame at the demo's size, where the per-call cost is much of it (docs/runtime.md)."""
 
     def __init__(self, session: Any, frame: str, logits: str, buffers: list[dict[str, Any]]) -> None:
-        outputs = {o.name: o.shape for o in session.get_outputs()}
-        self.frame: np.ndarray | None = None
-        self.logits = np.zeros((1, *outputs[logits][1:]), np.float32)
+        shapes = {v.name: v.shape[1:] for v in (*session.get_inputs(), *session.get_outputs())}  # batch axis off
+        self.session, self.names = session, [b["name"] for b in buffers]
+        self.frame = np.zeros((1, *shapes[frame]), np.float32)
+        self.logits = np.zeros((1, *shapes[logits]), np.float32)
         self.sets = [[np.zeros((1, *b["shape"]), np.float32) for b in buffers] for _ in range(2)]
-        self.names = [b["name"] for b in buffers]
-        self.session, self.frame_name, self.logits_name, self.buffers = session, frame, logits, buffers
-        self.bindings: list[Any] = []
-        self.k = 0
-
-    def _bind(self, frame_shape: tuple[int, ...]) -> None:
-        self.frame = np.zeros((1, *frame_shape), np.float32)
         self.bindings = []
         for src, dst in ((self.sets[0], self.sets[1]), (self.sets[1], self.sets[0])):
-            io = self.session.io_binding()
-            io.bind_cpu_input(self.frame_name, self.frame)
-            _output(io, self.logits_name, self.logits)
-            for b, a_in, a_out in zip(self.buffers, src, dst):
+            io = session.io_binding()
+            io.bind_cpu_input(frame, self.frame)
+            _output(io, logits, self.logits)
+            for b, a_in, a_out in zip(buffers, src, dst):
                 io.bind_cpu_input(b["name"], a_in)
                 _output(io, b["output"], a_out)
             self.bindings.append(io)
+        self.k = 0
 
     def step(self, frame: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Logits (classes,) and the next state of one (C, S, S) frame from ``state``: copied in first
         unless it already is this stream's bound set (a reset, or a batch of several streams, made new ones)."""
-        if self.frame is None or self.frame.shape[1:] != frame.shape:
-            self._bind(frame.shape)
-        src = self.sets[self.k]
-        for name, a in zip(self.names, src):
+        for name, a in zip(self.names, self.sets[self.k]):
             if state[name] is not a:
                 np.copyto(a, state[name])
         np.copyto(self.frame[0], frame)
