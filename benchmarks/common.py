@@ -1,9 +1,9 @@
-"""What every benchmark page shares: the CPU its figures come from, and batch-1 throughput measured one way."""
+"""What every benchmark page shares: its options, how it is written, and batch-1 throughput measured one way
+(the CPU each page names comes from ``edge.machine.cpu_name``)."""
 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -39,14 +39,6 @@ def write_results(out: Path, name: str, result: Mapping[str, Any], markdown: Cal
 
 
 MIN_RUNS = 3  # a time-bounded round still times this many calls, so its median is not one outlier
-
-
-def cpu_name() -> str:
-    """The CPU model, named on every results page: speeds only compare on the same one."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def clips_per_s(backends: Mapping[str, Backend], clip: np.ndarray, runs: int, rounds: int = 5,

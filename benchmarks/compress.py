@@ -79,10 +79,11 @@ def main() -> None:
     if not parts <= set(PARTS):
         ap.error(f"--parts: expected a comma-separated subset of {', '.join(PARTS)}, got {args.parts!r}")
 
-    from benchmarks.common import clips_per_s, cpu_name
+    from benchmarks.common import clips_per_s
     from edge.atomic import write_text
     from edge.backends.ort import OrtBackend
     from edge.backends.torch import TorchBackend
+    from edge.machine import cpu_name
     from train.cli import parse_model_opts
     from train.data.synth import generate
     from train.engine import Checkpoint

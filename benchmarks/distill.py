@@ -37,7 +37,8 @@ if not __package__:  # run as a script: make `import edge` find the package, not
 
 import numpy as np
 
-from benchmarks.common import clips_per_s, cpu_name, parse_args, write_results
+from benchmarks.common import clips_per_s, parse_args, write_results
+from edge.machine import cpu_name
 
 MOTION = ("move_left", "move_right", "move_up", "move_down", "rotate_cw", "rotate_ccw", "zoom_in", "zoom_out",
           "move_up_right", "move_down_left")

@@ -29,9 +29,9 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from benchmarks.common import cpu_name
 from edge.atomic import write_text
 from edge.bundle import Bundle
+from edge.machine import cpu_name
 from export.onnx import INPUT_NAME
 from export.trt_qdq import quantize_for_tensorrt, tensorrt_qdq_problems
 from train.run import calibration_clips, eval_clips

@@ -37,7 +37,8 @@ if not __package__:  # run as a script: make `import edge` find the package, not
 
 import numpy as np
 
-from benchmarks.common import clips_per_s, cpu_name, parse_args, write_results
+from benchmarks.common import clips_per_s, parse_args, write_results
+from edge.machine import cpu_name
 
 MODELS = ("tsm_resnet18", "tsm_online_resnet18")
 REPEATS = 3  # backend-alone and pipeline runs, alternated, per thread setting

@@ -38,7 +38,8 @@ if not __package__:  # run as a script: make `import train` find the package, no
 
 import numpy as np
 
-from benchmarks.common import clips_per_s, cpu_name
+from benchmarks.common import clips_per_s
+from edge.machine import cpu_name
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from edge.atomic import write_text
 from edge.backends import Backend, open_backend
 from edge.bundle import Bundle
 from edge.errors import EdgeError
+from edge.machine import cpu_name
 from edge.plugins import plugins
 
 
@@ -110,7 +111,7 @@ def bench_bundles(paths: list[Path], rows: list[tuple[str, str]], data: Path | N
 
 
 def print_table(rows: list[BenchRow]) -> None:
-    table = Table(title="edge bench (batch 1)")
+    table = Table(title=f"edge bench (batch 1, {cpu_name()})")
     for col in ("model", "backend", "precision", "accuracy", "clips/s", "frames/s", "p50 ms", "p95 ms", "MB"):
         table.add_column(col, justify="left" if col in ("model", "backend", "precision") else "right")
     for r in rows:
@@ -121,4 +122,5 @@ def print_table(rows: list[BenchRow]) -> None:
 
 
 def write_json(rows: list[BenchRow], path: Path) -> None:
-    write_text(path, json.dumps({"rows": [asdict(r) for r in rows]}, indent=2) + "\n")
+    """The rows, with the CPU they were measured on (their speeds compare only on the same one)."""
+    write_text(path, json.dumps({"cpu": cpu_name(), "rows": [asdict(r) for r in rows]}, indent=2) + "\n")

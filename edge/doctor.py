@@ -19,6 +19,8 @@ from importlib.metadata import PackageNotFoundError, version
 from importlib.util import find_spec
 from pathlib import Path
 
+from edge.machine import Cpu, read_cpu
+
 # element -> what it is for; the Jetson ones (nv*) are missing on a desktop, which is fine
 ELEMENTS = {
     "decodebin": "file:// and rtsp:// decoding", "videoconvert": "colour conversion", "videoscale": "resizing",
@@ -154,14 +156,26 @@ def kernels_check(capabilities: Iterable[str]) -> Check:
     return Check("cuda kernels", True, detail + (f"; runs on sm_{', sm_'.join(map(str, served))}" if served else ""))
 
 
+def cpu_check(cpu: Cpu) -> Check:
+    """Whether this CPU has int8 dot-product instructions (VNNI, asimddp): without them ONNX Runtime's INT8
+    gains little or nothing over fp32, so which precision to run is for ``edge bench`` to say."""
+    if cpu.int8_dot is None:
+        return Check("cpu int8", False, f"{cpu}: /proc/cpuinfo lists no instruction set",
+                     "edge bench --rows ort:fp32,ort:int8 shows which to run")
+    if cpu.int8_dot:
+        return Check("cpu int8", True, str(cpu))
+    return Check("cpu int8", False, f"{cpu}: no int8 dot-product instructions, so ONNX Runtime INT8 gains "
+                 "little or nothing over fp32 here", "edge bench --rows ort:fp32,ort:int8 shows which to run")
+
+
 def camera_checks() -> list[Check]:
     cams = sorted(glob("/dev/video*"))
     return [Check("cameras", bool(cams), ", ".join(cams) if cams else "no /dev/video* device",
                   "" if cams else "plug a USB camera, or use file://, rtsp:// or test:// sources")]
 
 
-PROBES: tuple[Callable[[], list[Check]], ...] = (package_checks, gstreamer_checks, ort_checks, gpu_checks,
-                                                  camera_checks)
+PROBES: tuple[Callable[[], list[Check]], ...] = (package_checks, gstreamer_checks, ort_checks,
+                                                  lambda: [cpu_check(read_cpu())], gpu_checks, camera_checks)
 
 
 def diagnose() -> list[Check]:

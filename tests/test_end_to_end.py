@@ -7,6 +7,8 @@ import cv2
 import pytest
 from e2e_helpers import edge, offline_probabilities, synth
 
+from edge.machine import cpu_name
+
 pytestmark = pytest.mark.slow
 
 
@@ -121,7 +123,9 @@ def test_run_on_a_held_out_video_writes_playable_mp4_and_events(bundle, data, wo
 def test_bench_measures_every_row(bundle, data, workdir, evaluation):
     out = workdir / "bench.json"
     edge("bench", "--model", bundle, "--data", data, "--iters", 3, "--json", out)
-    rows = json.loads(out.read_text())["rows"]
+    report = json.loads(out.read_text())
+    rows = report["rows"]
+    assert report["cpu"] == cpu_name()  # the speeds name the CPU they were measured on
     assert [(r["backend"], r["precision"]) for r in rows] == [("torch-cpu", "fp32"), ("ort-cpu", "fp32"),
                                                                ("ort-cpu", "int8")]
     for r in rows:

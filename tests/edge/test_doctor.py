@@ -31,7 +31,7 @@ def test_json_report_matches_the_text_one():
     assert report["runnable"] is True
     assert items["gstreamer"]["ok"] and not items["tensorrt"]["ok"] and items["tensorrt"]["fix"]
     assert {"python", "numpy", "onnxruntime", "pycuda", "gpu", "cuda (nvcc)", "cuda kernels", "cameras",
-            "rtsp server library", "element nvarguscamerasrc"} <= set(items)
+            "rtsp server library", "element nvarguscamerasrc", "cpu int8"} <= set(items)
 
 
 def _report(*ok_items, missing=()):
