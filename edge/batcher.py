@@ -3,9 +3,14 @@
 Each stream's prepare thread submits a request (its clip, or its frame for the online model); its output
 thread waits for the result. The inference thread takes the first request, then gathers more until it holds one from every
 stream still running, ``max_batch`` of them, or ``max_wait_s`` has passed since the first, whichever is
-first, and runs them as one batch. A lone stream never waits: its batch is full at one. A stream has at
-most one request in flight (its prepare thread waits for each before the next), so a batch never holds
-two frames of the same stream, which the online model's buffers rely on.
+first, and runs them as one batch. A lone stream never waits: its batch is full at one.
+
+A batch holds at most one request per stream: a stream's next request, if it comes while its previous one
+is still being gathered, waits for the next batch (``_held``), so each stream's requests run in order, one
+per call. That lets a stream have ``IN_FLIGHT`` = 2 requests unscored: its next clip (or frame) is queued
+while the current one runs, so the inference thread goes from one call to the next without waiting for
+the prepare thread to wake up and submit (measured in docs/runtime.md). The online model is still stepped
+frame after frame: frame t+1's call starts after frame t's returned the shift buffers it reads.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+IN_FLIGHT = 2  # requests a stream may have submitted and not yet scored
 
 
 @dataclass
@@ -46,6 +53,7 @@ class Batcher:
         self.running = streams  # streams that may still submit: a batch of that many is full
         self.sizes: list[int] = []  # every batch's size, for the summary
         self._q: queue.Queue[Request | None] = queue.Queue()
+        self._held: list[Request] = []  # taken from the queue while their stream was already in the batch
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="edge-inference", daemon=True)
         self._thread.start()
@@ -67,30 +75,51 @@ class Batcher:
         with self._lock:
             return n >= min(self.max_batch, max(1, self.running))
 
-    def _loop(self) -> None:
-        while (first := self._q.get()) is not None:
-            batch, stop = [first], False
-            deadline = time.monotonic() + self.max_wait_s
-            while not self._full(len(batch)):
-                try:
-                    r = self._q.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if r is None:
-                    stop = True
-                    break
+    def _gather(self) -> tuple[list[Request], bool]:
+        """The next batch, at most one request per stream, held requests first (oldest first), and whether
+        the queue was closed while gathering it."""
+        batch: list[Request] = []
+        for r in list(self._held):
+            if r.stream not in {b.stream for b in batch} and not (batch and self._full(len(batch))):
+                self._held.remove(r)
                 batch.append(r)
-            self._run(batch)
-            if stop:
+        if not batch:
+            first = self._q.get()
+            if first is None:
+                return [], True
+            batch.append(first)
+        deadline = time.monotonic() + self.max_wait_s
+        while not self._full(len(batch)):
+            try:
+                r = self._q.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
                 break
+            if r is None:
+                return batch, True
+            if any(b.stream == r.stream for b in batch):
+                self._held.append(r)  # its stream's earlier request is in this batch: the next one takes it
+            else:
+                batch.append(r)
+        return batch, False
+
+    def _loop(self) -> None:
+        while True:
+            batch, closed = self._gather()
+            if batch:
+                self._run(batch)
+            if closed:
+                break
+        leftover = self._held
         while True:  # closing: nobody should be waiting, but never leave a waiter hanging
             try:
                 r = self._q.get_nowait()
             except queue.Empty:
-                return
+                break
             if r is not None:
-                r.error = RuntimeError("the inference thread was closed")
-                r.done.set()
+                leftover.append(r)
+        for r in leftover:
+            r.error = RuntimeError("the inference thread was closed")
+            r.done.set()
 
     def _run(self, batch: list[Request]) -> None:
         t0 = time.perf_counter()

@@ -51,6 +51,10 @@ class Metrics:
         self._latency = Histogram("edge_stage_latency_seconds", "Latency of each stage, and capture to decision",
                                   ["stream", "stage"], buckets=BUCKETS, registry=self.registry)
         self._samples = {(i, s): deque(maxlen=KEEP) for i in range(len(summaries)) for s in STAGES}
+        # each (stream, stage)'s histogram child, looked up once (at its first sample, so a stage that never
+        # runs is not exported): ``labels()`` costs more than ``observe``, and ``stage`` runs several times a
+        # frame in every stream's threads
+        self._children: dict[tuple[int, str], Any] = {}
         self._lock = threading.Lock()
         self._server: Any = None
 
@@ -64,7 +68,10 @@ class Metrics:
             self._server.server_close()
 
     def stage(self, stream: int, name: str, seconds: float) -> None:
-        self._latency.labels(str(stream), name).observe(seconds)
+        child = self._children.get((stream, name))
+        if child is None:  # two threads may both get here: labels() hands both the same child
+            child = self._children[stream, name] = self._latency.labels(str(stream), name)
+        child.observe(seconds)
         with self._lock:
             self._samples[stream, name].append(seconds)
 

@@ -16,6 +16,7 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 
 from edge.backends import Backend
 from edge.backends.tensorrt import in_fixed_batches
-from edge.batcher import Batcher, Request
+from edge.batcher import IN_FLIGHT, Batcher, Request
 from edge.bundle import Bundle
 from edge.errors import EdgeError
 from edge.events import ActionTracker, Ema, Thresholds
@@ -80,23 +81,33 @@ class SourceDropped(Exception):
     """A live source errored, ended, stalled or failed to reopen: retry it."""
 
 
-def _frame_from_sample(sample) -> tuple[np.ndarray, float, float]:
-    """(RGB frame copied out of the buffer, stream time s, fps) honouring the row stride."""
-    Gst, GstVideo = gst()
-    info = GstVideo.VideoInfo.new_from_caps(sample.get_caps())
-    buf = sample.get_buffer()
-    ok, m = buf.map(Gst.MapFlags.READ)
-    if not ok:
-        raise EdgeError("cannot map a GStreamer buffer")
-    try:
-        stride = info.stride[0]
-        rows = np.frombuffer(m.data, np.uint8, count=stride * info.height).reshape(info.height, stride)
-        frame = rows[:, : info.width * 3].reshape(info.height, info.width, 3).copy()
-    finally:
-        buf.unmap(m)
-    t = buf.pts / Gst.SECOND if buf.pts != Gst.CLOCK_TIME_NONE else float("nan")
-    fps = info.fps_n / info.fps_d if info.fps_d and info.fps_n else 0.0
-    return frame, t, fps
+class FrameReader:
+    """Copies RGB frames out of one connection's samples, honouring the row stride. The layout (stride,
+    size, fps) is read from the caps only when they change: PyGObject's VideoInfo and its fields cost about
+    15 us a frame, which every stream's capture thread would otherwise spend holding the GIL."""
+
+    def __init__(self) -> None:
+        self._caps: Any = None
+        self._layout: tuple[int, int, int, float] = (0, 0, 0, 0.0)
+
+    def __call__(self, sample: Any) -> tuple[np.ndarray, float, float]:
+        """(RGB frame (read-only, its own memory), stream time s, fps)."""
+        Gst, GstVideo = gst()
+        caps = sample.get_caps()
+        if self._caps is None or not caps.is_equal(self._caps):
+            info = GstVideo.VideoInfo.new_from_caps(caps)
+            fps = info.fps_n / info.fps_d if info.fps_d and info.fps_n else 0.0
+            self._caps, self._layout = caps, (info.stride[0], info.height, info.width, fps)
+        stride, height, width, fps = self._layout
+        buf = sample.get_buffer()
+        data = buf.extract_dup(0, stride * height)
+        if len(data) < stride * height:
+            raise EdgeError(f"a GStreamer buffer of {len(data)} bytes is too small for a {width}x{height} RGB frame")
+        rows = np.frombuffer(data, np.uint8).reshape(height, stride)
+        frame = rows.reshape(height, width, 3) if stride == width * 3 else rows[:, : width * 3].reshape(
+            height, width, 3).copy()
+        pts = buf.pts
+        return frame, (pts / Gst.SECOND if pts != Gst.CLOCK_TIME_NONE else float("nan")), fps
 
 
 def _bus_error(pipe) -> str | None:
@@ -129,7 +140,7 @@ def frames(source: Source, reconnect: bool = False,
     Gst, _ = gst()
     pipe = launch(source.description)
     sink = pipe.get_by_name("sink")
-    started, reason, end_s = False, None, 0.0
+    started, reason, end_s, read = False, None, 0.0, FrameReader()
     try:
         if pipe.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
             reason = f"cannot be opened ({_bus_error(pipe) or 'state change failed'})"
@@ -141,7 +152,7 @@ def frames(source: Source, reconnect: bool = False,
             if sample is not None:
                 started = True
                 t0 = time.perf_counter()
-                rgb, t, fps = _frame_from_sample(sample)
+                rgb, t, fps = read(sample)
                 end_s = t + (1 / fps if fps else 0.0)
                 yield rgb, t, fps, time.perf_counter() - t0
                 deadline = time.monotonic() + PULL_TIMEOUT_S
@@ -274,14 +285,15 @@ class _Stream:
 
     def _prepare(self) -> None:
         """Window (or online step), preprocessing and the request for scores, frame by frame; every frame then
-        goes on to the output thread in order. Preprocessing the next frame overlaps this one's inference, but
-        a stream has one request in flight at a time (the batcher's rule): the next waits for it."""
-        run, last = self.run, None
+        goes on to the output thread in order. Preprocessing the next frame overlaps this one's inference,
+        and a stream has at most ``IN_FLIGHT`` requests unscored (the batcher's rule): the next one waits
+        for the oldest."""
+        run, inflight = self.run, deque()
         try:
             state = self._fresh()
             while (item := self._next(self.frames)) is not _END:
                 if item == _RESET:
-                    self._settled(last)  # the online buffers restart after the old connection's last frame
+                    self._settle(inflight, 0)  # the online buffers restart after the old connection's last frame
                     state = self._fresh()
                     self._hand(_RESET)
                     continue
@@ -289,11 +301,12 @@ class _Stream:
                 x = self._prepared(state, rgb)
                 request = None
                 if x is not None:
-                    self._settled(last)
-                    request = last = run.batcher.submit(self.index, x)
+                    self._settle(inflight, IN_FLIGHT - 1)
+                    request = run.batcher.submit(self.index, x)
+                    inflight.append(request)
                 self._hand((rgb, t, fps, captured, request, time.perf_counter()))
         finally:
-            self._settled(last)  # counted as running until its last request is scored: later batches stay full
+            self._settle(inflight, 0)  # counted as running until its last request is scored: later batches stay full
             run.batcher.stream_ended()
 
     def _output(self) -> None:
@@ -338,10 +351,12 @@ class _Stream:
             except queue.Full:
                 pass
 
-    def _settled(self, request: Request | None) -> None:
-        """Wait until ``request`` (this stream's last) has its scores, or the run stops."""
-        while request is not None and not request.done.wait(POLL_S) and not self.run.stop.is_set():
-            pass
+    def _settle(self, inflight: deque[Request], keep: int) -> None:
+        """Wait until at most ``keep`` of this stream's requests (oldest first) are unscored, or the run stops."""
+        while len(inflight) > keep:
+            request = inflight.popleft()
+            while not request.done.wait(POLL_S) and not self.run.stop.is_set():
+                pass
 
     def _fresh(self) -> tuple[SlidingWindow, FrameFeed, FlowWindow | None]:
         bundle = self.run.bundle
@@ -425,7 +440,7 @@ def _run_batch(backend: Backend | OnlineModel) -> Callable[[list[Request]], list
     def run_batch(batch: list[Request]) -> list[np.ndarray]:
         if isinstance(batch[0].x, tuple):  # a two-stream model: each input stacked on its own
             return list(backend.infer(tuple(np.concatenate(xs) for xs in zip(*(r.x for r in batch)))))
-        x = np.concatenate([r.x for r in batch])
+        x = batch[0].x if len(batch) == 1 else np.concatenate([r.x for r in batch])  # a lone clip: no copy
         if fixed:
             return list(in_fixed_batches(lambda f: {"y": backend.infer(f["x"])}, {"x": x}, fixed)["y"])
         return list(backend.infer(x))

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from edge.backends import open_backend
+from edge.errors import EdgeError
 from edge.sinks import Decision, draw_overlay
 
 gi = pytest.importorskip("gi", reason="PyGObject (GStreamer bindings) not installed")
 from edge.gst import gst  # noqa: E402
-from edge.pipeline import _frame_from_sample, run  # noqa: E402
+from edge.pipeline import FrameReader, run  # noqa: E402
 
 
 def rgb_sample(frame: np.ndarray, stride: int, pts_s: float, fps: int):
@@ -33,9 +34,27 @@ def test_frames_honour_the_row_stride(width, stride):
     # RGB rows of 90 or 93 bytes are padded to a multiple of 4: the padding must never leak into pixels
     rng = np.random.default_rng(width)
     frame = rng.integers(0, 200, (5, width, 3), dtype=np.uint8)
-    got, t, fps = _frame_from_sample(rgb_sample(frame, stride, 0.5, 10))
+    got, t, fps = FrameReader()(rgb_sample(frame, stride, 0.5, 10))
     assert got.shape == (5, width, 3) and np.array_equal(got, frame)
     assert t == pytest.approx(0.5) and fps == 10
+
+
+def test_a_reader_follows_caps_that_change_mid_stream():
+    # the layout is cached per caps: a renegotiated size (a camera switching mode) must be read afresh
+    rng = np.random.default_rng(0)
+    read = FrameReader()
+    for width, stride, fps in [(32, 96, 10), (32, 96, 10), (31, 96, 25), (30, 92, 25), (32, 96, 10)]:
+        frame = rng.integers(0, 200, (4 + width % 3, width, 3), dtype=np.uint8)
+        got, _, got_fps = read(rgb_sample(frame, stride, 0.0, fps))
+        assert np.array_equal(got, frame) and got_fps == fps
+
+
+def test_a_buffer_too_small_for_its_caps_is_an_error():
+    Gst, _ = gst()
+    caps = Gst.Caps.from_string("video/x-raw,format=RGB,width=32,height=4,framerate=10/1")
+    short = Gst.Sample.new(Gst.Buffer.new_wrapped(bytes(96 * 3)), caps, None, None)
+    with pytest.raises(EdgeError, match="288 bytes is too small for a 32x4 RGB frame"):
+        FrameReader()(short)
 
 
 def decision(label: str = "push_up", score: float = 0.87) -> Decision:
