@@ -42,7 +42,7 @@ from benchmarks.common import clips_per_s, parse_args, write_results
 from edge.machine import cpu_name
 
 MODELS = ("tsm_resnet18", "tsm_online_resnet18")
-REPEATS = 3  # backend-alone and pipeline runs, alternated, per thread setting
+REPEATS = 5  # backend-alone and pipeline runs, alternated, per row (3 left the medians at the mercy of one slow spell)
 BACKEND_ROWS = {"default": "ONNX Runtime, default threads", "1": "ONNX Runtime, 1 thread",
                 "stand-in": "CPU-free stand-in (sleeps the 1-thread clip time)"}
 
