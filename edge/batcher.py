@@ -79,8 +79,8 @@ class Batcher:
         """The next batch, at most one request per stream, held requests first (oldest first), and whether
         the queue was closed while gathering it."""
         batch: list[Request] = []
-        for r in list(self._held):
-            if r.stream not in {b.stream for b in batch} and not (batch and self._full(len(batch))):
+        for r in list(self._held):  # each from a stream of the last batch: they never overfill this one
+            if all(b.stream != r.stream for b in batch):
                 self._held.remove(r)
                 batch.append(r)
         if not batch:
