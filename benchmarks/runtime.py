@@ -143,18 +143,18 @@ def pipeline_vs_backend(bundle_dir: Path, video: Path, work: Path, runs: int) ->
     # decoder and encoder
     run_streams(bundle, OrtBackend(bundle.path("fp32")), [source], [[output]], max_frames=64)
     rows: list[dict[str, Any]] = []
-    for threads in ("default", "1", "stand-in"):
-        if threads == "stand-in":
+    for row in BACKEND_ROWS:  # ORT at its default threads and at 1, then the stand-in timed like the latter
+        if row == "stand-in":
             backend: Any = IdleBackend(1 / rows[-1]["backend_clips_per_s"], len(bundle.labels))
         else:
-            backend = OrtBackend(bundle.path("fp32"), threads=0 if threads == "default" else int(threads))
+            backend = OrtBackend(bundle.path("fp32"), threads=0 if row == "default" else int(row))
         backend_rates, pipeline_rates = [], []
         for _ in range(REPEATS):  # alternated: this shared machine's speed drifts within seconds
             backend_rates.append(clips_per_s({"b": backend}, clip, runs, 5)["b"])
             summary = run_streams(bundle, backend, [source], [[output]])[0]
             pipeline_rates.append(summary.decisions / summary.wall_s)
         backend_rate, pipeline_rate = float(np.median(backend_rates)), float(np.median(pipeline_rates))
-        rows.append({"threads": threads, "backend_clips_per_s": backend_rate,
+        rows.append({"threads": row, "backend_clips_per_s": backend_rate,
                      "pipeline_decisions_per_s": pipeline_rate, "frames": summary.frames,
                      "ratio": pipeline_rate / backend_rate, "backend_runs": backend_rates,
                      "pipeline_runs": pipeline_rates})

@@ -174,8 +174,12 @@ def camera_checks() -> list[Check]:
                   "" if cams else "plug a USB camera, or use file://, rtsp:// or test:// sources")]
 
 
-PROBES: tuple[Callable[[], list[Check]], ...] = (package_checks, gstreamer_checks, ort_checks,
-                                                  lambda: [cpu_check(read_cpu())], gpu_checks, camera_checks)
+def cpu_checks() -> list[Check]:
+    return [cpu_check(read_cpu())]
+
+
+PROBES: tuple[Callable[[], list[Check]], ...] = (package_checks, gstreamer_checks, ort_checks, cpu_checks,
+                                                  gpu_checks, camera_checks)
 
 
 def diagnose() -> list[Check]:

@@ -91,7 +91,8 @@ class FrameReader:
         self._layout: tuple[int, int, int, float] = (0, 0, 0, 0.0)
 
     def __call__(self, sample: Any) -> tuple[np.ndarray, float, float]:
-        """(RGB frame (read-only, its own memory), stream time s, fps)."""
+        """(RGB frame in its own memory, not to be written to (unpadded rows come as a read-only view of the
+        buffer's copy), stream time s, fps)."""
         Gst, GstVideo = gst()
         caps = sample.get_caps()
         if self._caps is None or not caps.is_equal(self._caps):
@@ -312,13 +313,15 @@ class _Stream:
     def _output(self) -> None:
         """Scores to decisions, events and outputs, frame by frame in capture order."""
         run, smoother, current = self.run, self.run.decisions.smoother(), None
+        scored = 0.0  # when this stream's last request got its scores: the next one was queued behind it
         while (item := self._next(self.pending)) is not _END:
             if item == _RESET:
                 smoother = run.decisions.smoother()
                 continue
             rgb, t, fps, captured, request, submitted = item
             if request is not None:
-                current = self._decision(request, submitted, smoother, t)
+                current = self._decision(request, max(submitted, scored), smoother, t)
+                scored = request.finished
                 run.metrics.stage(self.index, "end_to_end", time.perf_counter() - captured)
                 events = self.tracker.update(current.probs, current.t, current.frame) if self.tracker else []
                 for s in self.sinks:
@@ -386,12 +389,13 @@ class _Stream:
         metrics.stage(self.index, "preprocess", time.perf_counter() - t0)
         return x
 
-    def _decision(self, request: Request, submitted: float, smoother: Callable[[np.ndarray], np.ndarray],
+    def _decision(self, request: Request, due: float, smoother: Callable[[np.ndarray], np.ndarray],
                   t: float) -> Decision:
+        """``due``: when the request could start, its submission or its stream's previous result if later."""
         logits = request.wait()
         t2 = time.perf_counter()
-        # submitted to scored: the wait for a batch included, the output thread's delay in noticing not
-        self.run.metrics.stage(self.index, "inference", request.finished - submitted)
+        # due to scored: the wait for a batch included, the output thread's delay in noticing not
+        self.run.metrics.stage(self.index, "inference", request.finished - due)
         probs = smoother(softmax(logits))
         order = np.argsort(probs)[::-1][:5]
         labels = self.run.bundle.labels

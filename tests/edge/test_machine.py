@@ -48,5 +48,4 @@ def test_doctor_says_when_int8_has_no_fast_path():
 
 
 def test_this_machine_is_described():
-    assert cpu_name() == str(read_cpu())
-    assert "(" in cpu_name()  # Linux on x86 or Arm: /proc/cpuinfo lists the flags
+    assert cpu_name().endswith("VNNI)") or cpu_name().endswith("dot product)")  # Linux lists the flags
