@@ -86,7 +86,8 @@ class FrameReader:
     size, fps) is read from the caps only when they change: PyGObject's VideoInfo and its fields cost about
     15 us a frame, which every stream's capture thread would otherwise spend holding the GIL."""
 
-    def __init__(self) -> None:
+    def __init__(self, uri: str) -> None:
+        self.uri = uri  # named in errors
         self._caps: Any = None
         self._layout: tuple[int, int, int, float] = (0, 0, 0, 0.0)
 
@@ -103,7 +104,8 @@ class FrameReader:
         buf = sample.get_buffer()
         data = buf.extract_dup(0, stride * height)
         if len(data) < stride * height:
-            raise EdgeError(f"a GStreamer buffer of {len(data)} bytes is too small for a {width}x{height} RGB frame")
+            raise EdgeError(f"--source {self.uri}: a GStreamer buffer of {len(data)} bytes is too small for a "
+                            f"{width}x{height} RGB frame")
         rows = np.frombuffer(data, np.uint8).reshape(height, stride)
         frame = rows.reshape(height, width, 3) if stride == width * 3 else rows[:, : width * 3].reshape(
             height, width, 3).copy()
@@ -141,7 +143,7 @@ def frames(source: Source, reconnect: bool = False,
     Gst, _ = gst()
     pipe = launch(source.description)
     sink = pipe.get_by_name("sink")
-    started, reason, end_s, read = False, None, 0.0, FrameReader()
+    started, reason, end_s, read = False, None, 0.0, FrameReader(source.uri)
     try:
         if pipe.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
             reason = f"cannot be opened ({_bus_error(pipe) or 'state change failed'})"

@@ -34,7 +34,7 @@ def test_frames_honour_the_row_stride(width, stride):
     # RGB rows of 90 or 93 bytes are padded to a multiple of 4: the padding must never leak into pixels
     rng = np.random.default_rng(width)
     frame = rng.integers(0, 200, (5, width, 3), dtype=np.uint8)
-    got, t, fps = FrameReader()(rgb_sample(frame, stride, 0.5, 10))
+    got, t, fps = FrameReader("test://x")(rgb_sample(frame, stride, 0.5, 10))
     assert got.shape == (5, width, 3) and np.array_equal(got, frame)
     assert t == pytest.approx(0.5) and fps == 10
 
@@ -42,7 +42,7 @@ def test_frames_honour_the_row_stride(width, stride):
 def test_a_reader_follows_caps_that_change_mid_stream():
     # the layout is cached per caps: a renegotiated size (a camera switching mode) must be read afresh
     rng = np.random.default_rng(0)
-    read = FrameReader()
+    read = FrameReader("test://x")
     for width, stride, fps in [(32, 96, 10), (32, 96, 10), (31, 96, 25), (30, 92, 25), (32, 96, 10)]:
         frame = rng.integers(0, 200, (4 + width % 3, width, 3), dtype=np.uint8)
         got, _, got_fps = read(rgb_sample(frame, stride, 0.0, fps))
@@ -53,8 +53,8 @@ def test_a_buffer_too_small_for_its_caps_is_an_error():
     Gst, _ = gst()
     caps = Gst.Caps.from_string("video/x-raw,format=RGB,width=32,height=4,framerate=10/1")
     short = Gst.Sample.new(Gst.Buffer.new_wrapped(bytes(96 * 3)), caps, None, None)
-    with pytest.raises(EdgeError, match="288 bytes is too small for a 32x4 RGB frame"):
-        FrameReader()(short)
+    with pytest.raises(EdgeError, match="--source test://x: a GStreamer buffer of 288 bytes is too small for a 32x4"):
+        FrameReader("test://x")(short)
 
 
 def decision(label: str = "push_up", score: float = 0.87) -> Decision:
