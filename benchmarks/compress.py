@@ -17,7 +17,7 @@ T-C3D's row (the paper's own model through deep compression): --model tc3d_res3d
    fine-tuned 10 epochs at lr 1e-3: accuracy, GFLOPs and ORT fp32 clips/s;
 5. stacked: the best criterion pruning the blocks' inner channels as in 4 *and* --stream-ratio of every
    residual stream (the channels tied by the additions, which the shift and every per-node cost of a 64 px
-   clip scale with), then INT8, QAT (the int8 stage) and PTQ (`edge export --int8`'s calibration), against
+   clip scale with), then INT8, QAT (the int8 stage) and PTQ, both through `edge export --int8`, against
    the dense fp32 torch eager baseline measured in the same run; and the same pruned architecture at the
    paper's geometry (untrained weights: speed depends on shapes).
 
@@ -119,18 +119,19 @@ def main() -> None:
         results.update(deep_compression(dense_ckpt, data, work, tag, ft, q))
         engines["ORT fp32, dense"] = OrtBackend(work / f"{tag}deep" / "stages" / "0-input" / "model.onnx")
     if parts & {"structured", "stacked"}:
-        structured, best, stacked, stacked_rows, ptq_acc = structured_and_stacked(
+        structured, best, stacked, stacked_rows, int8_acc = structured_and_stacked(
             dense_ckpt, data, work, tag, (args.ratio, args.stream_ratio), ft, ft_pruned, q)
         for crit in CRITERIA:
             engines[f"ORT fp32, {crit} pruned"] = OrtBackend(structured[crit]["onnx"])
         engines[f"ORT fp32, {best} pruned + streams"] = OrtBackend(stacked / "stages" / "1-filter_prune" / "model.onnx")
-        engines[f"ORT INT8 QAT, {best} pruned + streams"] = OrtBackend(stacked / "stages" / "2-int8" / "model.int8.onnx",
-                                                                     "int8")
-        engines[f"ORT INT8 PTQ, {best} pruned + streams"] = OrtBackend(work / f"{tag}stacked-ptq" / "model.int8.onnx",
-                                                                     "int8")
+        for method in ("QAT", "PTQ"):
+            bundle = work / f"{tag}stacked-{method.lower()}"
+            engines[f"ORT INT8 {method}, {best} pruned + streams"] = OrtBackend(bundle / "model.int8.onnx", "int8")
+        engines[f"ORT INT8 QAT graph (TensorRT's), {best} pruned + streams"] = OrtBackend(
+            work / f"{tag}stacked-qat" / "model.int8.trt.onnx", "int8")
         results["structured"] = {c: structured[c]["rows"] for c in CRITERIA}
         results["stacked"] = {"criterion": best, "ratio": args.ratio, "stream_ratio": args.stream_ratio,
-                              "rows": stacked_rows, "ptq_accuracy": ptq_acc}
+                              "rows": stacked_rows, "int8_accuracy": int8_acc}
         results["paper_geometry"] = paper_geometry_speed(dense_ckpt, stacked / "stages" / "1-filter_prune" /
                                                          "checkpoint.pt", work / f"{tag}paper-geometry", q)
     # throughput, batch 1, all in this run: dense torch eager fp32 is the baseline
@@ -201,9 +202,10 @@ kind = "store"
 
 
 def structured_and_stacked(dense_ckpt: Path, data: Path, work: Path, tag: str, ratios: tuple[float, float],
-                           ft: int, ft_pruned: int, q: bool) -> tuple[dict, str, Path, list[dict], float]:
+                           ft: int, ft_pruned: int, q: bool) -> tuple[dict, str, Path, list[dict], dict]:
     """Structured pruning by each criterion (inner channels at ``ratios[0]``), then the best one with the
-    residual streams pruned too (``ratios[1]``) + INT8 (QAT, and PTQ through edge export)."""
+    residual streams pruned too (``ratios[1]``) + INT8: QAT (the int8 stage) and PTQ, each exported by
+    ``edge export --int8``, whose manifests give the accuracy of every INT8 file timed."""
     from export.bundle import export_bundle
     from export.compress import compress
 
@@ -236,19 +238,23 @@ lr = 0.001
 kind = "int8"
 finetune_epochs = {ft}
 """), data, stacked, resume=(stacked / "stages").is_dir(), progress=not q)
-    ptq_dir = work / f"{tag}stacked-ptq"
-    if not ptq_dir.exists():
-        export_bundle(stacked / "stages" / "1-filter_prune" / "checkpoint.pt", ptq_dir, data=data, int8=True)
-    ptq_acc = json.loads((ptq_dir / "manifest.json").read_text())["accuracy"]["int8"]
-    return structured, best, stacked, stacked_rows, ptq_acc
+    int8_acc = {}
+    for method, ckpt in (("qat", stacked / "checkpoint.pt"), ("ptq", stacked / "stages" / "1-filter_prune" /
+                                                                      "checkpoint.pt")):
+        bundle = work / f"{tag}stacked-{method}"
+        if not bundle.exists():
+            export_bundle(ckpt, bundle, data=data, int8=True)
+        measured = json.loads((bundle / "manifest.json").read_text())["accuracy"]
+        int8_acc[method] = {k: measured[k] for k in ("int8", "int8-trt")}
+    return structured, best, stacked, stacked_rows, int8_acc
 
 
 def paper_geometry_speed(dense_ckpt: Path, pruned_ckpt: Path, work: Path, q: bool) -> dict:
     """Batch-1 clips/s of the stacked model's architecture at its paper's geometry (``build_model``'s defaults,
     101 classes, the input ``benchmarks.zoo.paper_geometry`` gives), every pruned group keeping the fraction
     of its channels the pruned checkpoint keeps: torch fp32 eager dense (the baseline), ORT fp32 dense and
-    pruned, ORT INT8 pruned both ways, PTQ and the QAT graph (the int8 stage's export: fake quantization
-    with scales calibrated the way the stage does), each calibrated on random clips. Untrained weights (small
+    pruned, ORT INT8 pruned: PTQ, and QAT as the int8 stage exports it (fake quantization with scales
+    calibrated the way the stage does; its Q/DQ graph and ONNX Runtime's layout of it), on random clips. Untrained weights (small
     constant spreads so onnxsim stores every tensor): speed depends on the shapes alone."""
     import torch
 
@@ -258,6 +264,7 @@ def paper_geometry_speed(dense_ckpt: Path, pruned_ckpt: Path, work: Path, q: boo
     from edge.backends.torch import TorchBackend
     from export.int8 import quantize_int8
     from export.onnx import export_onnx
+    from export.qat_ort import qat_for_ort
     from export.qdq import export_qdq
     from train.compress.qat import calibrate, quantized
     from train.compress.surgery import groups
@@ -289,10 +296,12 @@ def paper_geometry_speed(dense_ckpt: Path, pruned_ckpt: Path, work: Path, q: boo
     quantize_int8(work / "pruned.onnx", work / "pruned.int8.onnx", calib)
     scales = calibrate(slim, (torch.from_numpy(c[None]) for c in calib))
     export_qdq(quantized(slim, scales), torch.from_numpy(clip), work / "pruned.qat.onnx")
+    qat_for_ort(work / "pruned.qat.onnx", work / "pruned.qat.ort.onnx", calib)
     engines = {"torch fp32 eager, dense": TorchBackend(work / "dense.pt"),
                "ORT fp32, dense": OrtBackend(work / "dense.onnx"),
                "ORT fp32, pruned": OrtBackend(work / "pruned.onnx"),
-               "ORT INT8 QAT graph, pruned": OrtBackend(work / "pruned.qat.onnx", "int8"),
+               "ORT INT8 QAT, pruned": OrtBackend(work / "pruned.qat.ort.onnx", "int8"),
+               "ORT INT8 QAT graph (TensorRT's), pruned": OrtBackend(work / "pruned.qat.onnx", "int8"),
                "ORT INT8 PTQ, pruned": OrtBackend(work / "pruned.int8.onnx", "int8")}
     speed = clips_per_s(engines, clip, 3 if q else 20, rounds=2 if q else 3, budget_s=0.5 if q else 3.0)
     return {"input": list(shape), **keep, "clips_per_s": speed}
@@ -327,8 +336,8 @@ def markdown(r: dict) -> str:
                   f"filter_prune with ratio = {st['ratio']:g} and stream_ratio = {st['stream_ratio']:g} (every "
                   f"residual stream, the channels tied by the additions): accuracy {pruned['accuracy']:.3f} "
                   f"({pruned['accuracy'] - first['accuracy']:+.3f}), {pruned['gflops']:.4f} GFLOPs "
-                  f"({1 - pruned['gflops'] / first['gflops']:.0%} removed), {pruned['params']} params. Then QAT "
-                  f"accuracy {st['rows'][-1]['accuracy']:.3f}, PTQ accuracy {st['ptq_accuracy']:.3f}.", ""]
+                  f"({1 - pruned['gflops'] / first['gflops']:.0%} removed), {pruned['params']} params. Then INT8, "
+                  f"test clip accuracy of each file timed below (ONNX Runtime): {_int8_accuracies(st)}.", ""]
     lines += [
         "Batch 1, ONNX Runtime with its default threads; 5 interleaved rounds of 20 calls per engine, the "
         "median of the rounds' medians.",
@@ -340,6 +349,14 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _int8_accuracies(st: dict) -> str:
+    """QAT (the int8 stage's torch model, its ORT layout, its TensorRT graph) and PTQ (ORT's, TensorRT's)."""
+    qat, ptq = st["int8_accuracy"]["qat"], st["int8_accuracy"]["ptq"]
+    return (f"QAT {qat['int8']:.3f} in ONNX Runtime's layout and {qat['int8-trt']:.3f} as its own Q/DQ graph "
+            f"(TensorRT's; the fake-quantized torch model {st['rows'][-1]['accuracy']:.3f}), PTQ {ptq['int8']:.3f} "
+            f"(calibrated for TensorRT instead: {ptq['int8-trt']:.3f})")
+
+
 def _paper_geometry_section(pg: dict, name: str) -> list[str]:
     _, t, c, h, w = pg["input"]
     return [
@@ -347,8 +364,8 @@ def _paper_geometry_section(pg: dict, name: str) -> list[str]:
         "",
         f"`build_model({name!r}, num_classes=101)` and its pruned twin (each pruned group and residual stream "
         "keeps the fraction of its channels the stacked checkpoint keeps), untrained weights (speed depends on "
-        "shapes); INT8 calibrated on random clips, as PTQ and as the int8 stage's QAT graph (fake quantization "
-        "exported as Q/DQ). 3 interleaved rounds of up to 20 calls or 3 s.",
+        "shapes); INT8 calibrated on random clips, as PTQ and as the int8 stage's QAT model (fake quantization "
+        "exported as Q/DQ: that graph, TensorRT's, and ONNX Runtime's layout of it with the same scales). 3 interleaved rounds of up to 20 calls or 3 s.",
         "",
         *_speed_table(pg["clips_per_s"]),
     ]

@@ -19,6 +19,7 @@ from edge.errors import EdgeError
 from export.int8 import quantize_int8
 from export.online import FRAME_INPUT, calibration_feeds, export_online, online_parity_error
 from export.onnx import OPSET, export_onnx, parity_error
+from export.qat_ort import qat_for_ort
 from export.qdq import export_qdq
 from export.trt_qdq import quantize_for_tensorrt
 from train.compress.masks import sparsity_summary
@@ -29,8 +30,8 @@ from train.models.online import is_online
 from train.run import calibration_clips, eval_clips
 
 PARITY_TOL = 1e-4
-TRT_INT8 = "model.int8.trt.onnx"
-ONLINE = "model.online.onnx"  # the per-frame model of a causal model (export/online.py)  # Q/DQ placed for TensorRT (export/trt_qdq.py): what `edge build` compiles
+TRT_INT8 = "model.int8.trt.onnx"  # Q/DQ placed for TensorRT (export/trt_qdq.py, or a QAT graph): what `edge build` compiles
+ONLINE = "model.online.onnx"  # the per-frame model of a causal model (export/online.py)
 console = Console(stderr=True)
 
 
@@ -86,19 +87,21 @@ def export_bundle(ckpt_path: Path, out: Path, data: Path | None = None, int8: bo
         clips = calibration_clips(calib, ckpt.preprocess, ckpt.clip, ckpt.labels, motion=ckpt.motion,
                                   limit=calib_clips) if int8 else []
         if int8 and "qat" in ckpt.train_state:  # trained for INT8 (edge compress): its own scales
-            console.print("INT8: the checkpoint's quantization-aware training scales (Q/DQ)")
-            export_qdq(deployed(ckpt), example, tmp / "model.int8.onnx")
+            console.print("INT8: the checkpoint's quantization-aware training scales: its Q/DQ graph for "
+                          f"TensorRT, and ONNX Runtime's layout of it (additions and concatenations calibrated "
+                          f"on {len(clips)} clips from {calib})")
+            export_qdq(deployed(ckpt), example, tmp / TRT_INT8)
+            qat_for_ort(tmp / TRT_INT8, tmp / "model.int8.onnx", clips)
         elif int8:
             console.print(f"INT8: calibrating on {len(clips)} clips from {calib}")
             quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx", clips)
             quantize_for_tensorrt(tmp / "model.onnx", tmp / TRT_INT8, clips)
-            bundle.add_file("int8-trt", TRT_INT8)
-            report.accuracy["int8-trt"] = accuracy(OrtBackend(tmp / TRT_INT8, "int8"), test)
+        if int8:
+            for role, file in (("int8", "model.int8.onnx"), ("int8-trt", TRT_INT8)):
+                bundle.add_file(role, file)
+                report.accuracy[role] = accuracy(OrtBackend(tmp / file, "int8"), test)
         if online:
             bundle.extra["online"] = _add_online(bundle, model, first, clips)
-        if int8:
-            bundle.add_file("int8", "model.int8.onnx")
-            report.accuracy["int8"] = accuracy(OrtBackend(tmp / "model.int8.onnx", "int8"), test)
         if Path(ckpt_path).suffix == ".edgez":  # the torch backend loads a .pt: the decoded one
             ckpt.save(tmp / "checkpoint.pt")
         else:
@@ -157,10 +160,17 @@ def _extra(ckpt: Checkpoint, ckpt_path: Path, data: Path, diff: float, acc: dict
                    "input": "first test clip"},
         "accuracy": {"split": "test", "data": str(data), "clips": n, "metric": "clip accuracy",
                      **{k: round(v, 4) for k, v in acc.items()}},
-        "int8": None if calib is None else (
-            {"format": "QDQ", "method": "qat", "weights": "int8 per-channel symmetric",
-             "activations": "int8 per-tensor symmetric"} if "qat" in ckpt.train_state else _ptq_info(calib)),
+        "int8": None if calib is None else (_qat_info(calib) if "qat" in ckpt.train_state else _ptq_info(calib)),
     }
+
+
+def _qat_info(calib: Path) -> dict[str, Any]:
+    return {"format": "QDQ", "method": "qat", "weights": "int8 per-channel symmetric",
+            "activations": "uint8 per-tensor: the QAT scales (zero point 128, 0 after a ReLU); additions' and "
+                           "concatenations' outputs min/max calibrated",
+            "calibration": str(calib), "placement": "ONNX Runtime's (export/qat_ort.py)",
+            "tensorrt": {"file": TRT_INT8, "placement": "the QAT graph's (export/qdq.py)", "method": "qat",
+                         "weights": "int8 per-channel symmetric", "activations": "int8 per-tensor symmetric"}}
 
 
 def _ptq_info(calib: Path) -> dict[str, Any]:

@@ -19,35 +19,43 @@ from edge.bench import latency_ms
 from edge.bundle import sha256_file
 from edge.errors import EdgeError
 from edge.inspect import inspect_onnx
+from export.bundle import TRT_INT8
 from export.onnx import INPUT_NAME, export_onnx
+from export.qat_ort import qat_for_ort
 from export.qdq import export_qdq
 from train.compress.pipeline import Runner, load_data, prepare
 from train.compress.qat import deployed
-from train.compress.recipe import Recipe, Stage, Store, load_recipe, parse_recipe
+from train.compress.recipe import Int8, Recipe, Stage, Store, load_recipe, parse_recipe
 from train.engine import Checkpoint
+from train.run import calibration_clips
 
 LATENCY_RUNS = 30
+CALIBRATION_CLIPS = 16  # an int8 stage's ORT layout: only its additions' and concatenations' ranges
 COLUMNS = ("stage", "kind", "accuracy", "params", "params_nonzero", "gflops", "size_mb", "latency_ms_p50")
 
 
-def measure(example: np.ndarray):  # noqa: ANN201 - returns a train.compress.pipeline.Measure
+def measure(example: np.ndarray, calib: list[np.ndarray]):  # noqa: ANN201 - returns a pipeline.Measure
     """GMACs per clip, size and batch-1 ORT CPU latency (one thread) of a stage, on its fp32 ONNX (kept as
-    ``model.onnx`` in the stage directory) or its Q/DQ ONNX once quantized (``model.int8.onnx``); the size
-    is the ``.edgez`` file's for ``store``: the smallest honest file of that stage. GMACs are counted on
-    that graph by edge.inspect (onnx-tool), the counter ``edge info`` uses."""
+    ``model.onnx`` in the stage directory) or, once quantized, its Q/DQ ONNX in ONNX Runtime's layout
+    (``model.int8.onnx``, made from the QAT graph ``model.int8.trt.onnx`` with ``calib``'s clips: what
+    ``edge export --int8`` writes); the size is the smaller Q/DQ file's (ORT's keeps an int32 bias and a
+    scale per tensor it quantizes), the ``.edgez`` file's for ``store``: the smallest honest file of that
+    stage. GMACs are counted on that graph by edge.inspect (onnx-tool), the counter ``edge
+    info`` uses."""
 
     def run(ckpt: Checkpoint, sdir: Path, stage: Stage | None) -> dict[str, float]:
         x = torch.from_numpy(example)
         if "qat" in ckpt.train_state:
-            onnx_path = export_qdq(deployed(ckpt), x, sdir / "model.int8.onnx")
+            files = [export_qdq(deployed(ckpt), x, sdir / TRT_INT8)]
+            onnx_path = qat_for_ort(files[0], sdir / "model.int8.onnx", calib)
             backend = OrtBackend(onnx_path, "int8", threads=1)
         else:
             onnx_path = export_onnx(ckpt.build(), x, sdir / "model.onnx")
-            backend = OrtBackend(onnx_path, threads=1)
+            backend, files = OrtBackend(onnx_path, threads=1), []
         macs = inspect_onnx(onnx_path, {INPUT_NAME: example.shape}).macs
         lat = float(np.median(latency_ms(backend, example, LATENCY_RUNS)))
         size = (sdir / "store.json") if isinstance(stage, Store) else None
-        nbytes = json.loads(size.read_text())["file_bytes"] if size else onnx_path.stat().st_size
+        nbytes = json.loads(size.read_text())["file_bytes"] if size else min(f.stat().st_size for f in [onnx_path, *files])
         return {"gflops": round(macs / 1e9, 4), "size_mb": round(nbytes / 2**20, 4), "latency_ms_p50": round(lat, 3)}
 
     return run
@@ -106,9 +114,11 @@ def compress(ckpt_path: Path, recipe_path: Path, data: Path, out: Path, resume: 
     if len(loaded.test) == 0:
         raise EdgeError(f"--data {data}: its test split has no readable videos")
     example = loaded.test[0][0][None].numpy()
+    calib = calibration_clips(data, ckpt.preprocess, ckpt.clip, ckpt.labels, limit=CALIBRATION_CLIPS,
+                              motion=ckpt.motion) if any(isinstance(s, Int8) for s in recipe.stages) else []
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "run.json", json.dumps(run, indent=2) + "\n")
-    rows = Runner(recipe, ckpt, loaded, out, measure(example), progress).run(resume)
+    rows = Runner(recipe, ckpt, loaded, out, measure(example, calib), progress).run(resume)
     write_text(out / "report.json", json.dumps({"stages": rows}, indent=2) + "\n")
     write_text(out / "report.md", markdown(rows))
     plot(rows, out / "report.png")

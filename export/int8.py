@@ -46,14 +46,19 @@ class ClipReader(CalibrationDataReader):
         return next(self._it, None)
 
 
-def quantize_int8(fp32_path: str | Path, out_path: str | Path, clips: Calibration) -> Path:
+def quantize_int8(fp32_path: str | Path, out_path: str | Path, clips: Calibration,
+                  pinned: dict[str, tuple[float, int]] | None = None) -> Path:
     """Write a Q/DQ INT8 model calibrated on ``clips`` (each (T, C, H, W) float32, preprocessed, or the
-    online model's feed dicts)."""
+    online model's feed dicts); ``pinned`` tensors get the given (scale, uint8 zero point) instead of a
+    calibrated one (export/qat_ort.py: a QAT model's scales)."""
+    overrides = {name: [{"scale": np.array(s, np.float32), "zero_point": np.array(z, np.uint8)}]
+                 for name, (s, z) in (pinned or {}).items()}
     with tempfile.TemporaryDirectory() as tmp, atomic_path(out_path) as out:
         prepped = Path(tmp) / "prep.onnx"
         quant_pre_process(str(fp32_path), str(prepped), skip_symbolic_shape=True)
         quantize_static(str(prepped), str(out), ClipReader(clips), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                                       "TensorQuantOverrides": overrides})
     return Path(out_path)

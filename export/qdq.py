@@ -22,7 +22,7 @@ from edge.atomic import atomic_path
 from export.onnx import INPUT_NAME, OPSET, OUTPUT_NAME
 
 
-def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+def constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     """Every value known without running the graph: initializers, Constant nodes, and Identity nodes of
     either (the exporter shares equal buffers, such as zero BatchNorm means, through Identity)."""
     values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
@@ -38,7 +38,7 @@ def fold_weight_quantizers(model: onnx.ModelProto) -> int:
     """Replace every QuantizeLinear of a constant by its int8 result; drop what no node reads any more.
     Returns how many were folded. Rounding is ONNX's (half to even), as QuantizeLinear would do."""
     g = model.graph
-    consts = _constants(g)
+    consts = constants(g)
     folded = []
     for node in g.node:
         if node.op_type != "QuantizeLinear" or node.input[0] not in consts:
@@ -55,11 +55,11 @@ def fold_weight_quantizers(model: onnx.ModelProto) -> int:
         folded.append(node)
     for node in folded:
         g.node.remove(node)
-    _drop_unused(g)
+    drop_unused(g)
     return len(folded)
 
 
-def _drop_unused(g: onnx.GraphProto) -> None:
+def drop_unused(g: onnx.GraphProto) -> None:
     """Remove initializers and Constant nodes that no node or graph output reads."""
     used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
     for init in [i for i in g.initializer if i.name not in used]:
@@ -75,7 +75,7 @@ def fold_batchnorm(model: onnx.ModelProto) -> int:
     BatchNormalization sits between the Conv and the next QuantizeLinear and no INT8 kernel is fused.
     Returns how many were folded."""
     g = model.graph
-    consts = _constants(g)
+    consts = constants(g)
     producer = {o: n for n in g.node for o in n.output}
     readers: dict[str, int] = {}
     for n in g.node:
@@ -103,7 +103,7 @@ def fold_batchnorm(model: onnx.ModelProto) -> int:
         conv.output[0] = bn.output[0]
         g.node.remove(bn)
         folded += 1
-    _drop_unused(g)
+    drop_unused(g)
     return folded
 
 

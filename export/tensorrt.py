@@ -60,7 +60,8 @@ def needs_calibration(bundle: Bundle) -> bool:
 
 def source_model(bundle: Bundle, precision: str) -> Path:
     """The ONNX file an engine of ``precision`` is built from: for int8 and best the Q/DQ model placed for
-    TensorRT (``model.int8.trt.onnx``), or the bundle's only Q/DQ model when TensorRT takes it (QAT)."""
+    TensorRT (``model.int8.trt.onnx``: calibrated, or a QAT model's own graph), or the bundle's only Q/DQ
+    model when TensorRT takes it (a QAT bundle exported before it carried both)."""
     if precision not in BUILD_PRECISIONS:
         raise EdgeError(f"--precision: expected one of {', '.join(BUILD_PRECISIONS)}, got {precision!r}")
     if precision not in ("int8", "best"):

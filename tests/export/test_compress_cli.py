@@ -166,17 +166,22 @@ def test_two_four_and_int8_stages_keep_their_pattern_into_the_onnx_files(setup, 
     assert by_name["fc"]["density"] == pytest.approx(0.5)
     # what TensorRT will see (`edge build --sparse`'s check): every ONNX Conv/Gemm weight with 4k input
     # channels still meets 2:4, BN folded in, and through the Q/DQ export of the int8 stage too
-    for onnx_file in (out / "stages" / "1-semi_structured" / "model.onnx", out / "stages" / "2-int8" / "model.int8.onnx"):
+    int8_dir = out / "stages" / "2-int8"  # the QAT graph (TensorRT's) and ONNX Runtime's layout of it
+    for onnx_file in (out / "stages" / "1-semi_structured" / "model.onnx", int8_dir / "model.int8.trt.onnx",
+                      int8_dir / "model.int8.onnx"):
         table = two_four_table(onnx_file)
         assert len(table) == len(by_name)
         assert all(r.met for r in table if r.shape[1] % 4 == 0) and not all(r.met for r in table), onnx_file
     assert [r["kind"] for r in rows] == ["input", "semi_structured", "int8"]
     assert rows[2]["size_mb"] < rows[1]["size_mb"]  # the Q/DQ file (at this size, mostly graph, not weights)
-    q = onnx.load(str(out / "stages" / "2-int8" / "model.int8.onnx")).graph
-    assert {i.data_type for i in q.initializer if len(i.dims) == 4} == {onnx.TensorProto.INT8}
+    for name in ("model.int8.onnx", "model.int8.trt.onnx"):
+        q = onnx.load(str(int8_dir / name)).graph
+        assert {i.data_type for i in q.initializer if len(i.dims) == 4} == {onnx.TensorProto.INT8}
     assert "qat" in Checkpoint.load(out / "checkpoint.pt").train_state
-    # `edge export --int8` of a QAT checkpoint writes its own Q/DQ model instead of calibrating one
+    # `edge export --int8` of a QAT checkpoint writes its own Q/DQ graph (for TensorRT: the fake-quantized
+    # model's decisions) and ONNX Runtime's layout of it instead of calibrating them
     report = export_bundle(out / "checkpoint.pt", tmp_path / "bundle", data=data, int8=True)
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
-    assert manifest["int8"]["method"] == "qat" and report.accuracy["int8"] == pytest.approx(rows[2]["accuracy"])
+    assert manifest["int8"]["method"] == "qat" and manifest["int8"]["tensorrt"]["method"] == "qat"
+    assert report.accuracy["int8-trt"] == pytest.approx(rows[2]["accuracy"]) and "int8" in report.accuracy
     assert manifest["sparsity"]["layers"]["fc"]["two_four"]
